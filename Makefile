@@ -1,0 +1,25 @@
+# `make serve` and `make test` each create/refresh .venv from pyproject.toml, then serve / test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint train experiments bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/python -m app
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+train: $(STAMP)
+	$(BIN)/python -m model.train --data ../shared/data/names.txt --out weights/names-mlp.safetensors
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""namegen's HTTP shell: FastAPI routes over model.inference.LanguageModel."""

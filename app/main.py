@@ -1,0 +1,69 @@
+"""create_app(): settings, a lifespan that loads the checkpoint once, the routes. Only assembly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.routes import router
+from app.settings import Settings, get_settings
+from model.checkpoint import CheckpointError
+from model.inference import LanguageModel
+
+log = logging.getLogger("namegen")
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message says why in one line."""
+
+
+class _OneLineStartupError(logging.Filter):
+    """Shrink uvicorn's report of a failed start-up to the StartupError's own line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Traceback") and f"{StartupError.__name__}: " in message:
+            record.msg, record.args = message.rstrip().splitlines()[-1], ()
+        return True
+
+
+def load_model(settings: Settings) -> LanguageModel:
+    try:
+        return LanguageModel.from_checkpoint(settings.checkpoint, device=settings.device)
+    except (CheckpointError, ValueError) as exc:
+        raise StartupError(f"namegen cannot start: {exc} (set NAMEGEN_CHECKPOINT / NAMEGEN_DEVICE)") from None
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    logging.getLogger("uvicorn.error").addFilter(_OneLineStartupError())
+    model = load_model(app.state.settings)
+    metrics = model.checkpoint.metrics
+    log.warning(
+        "loaded %s: %d parameters on %s, val loss %.4f",
+        model.name,
+        model.parameter_count,
+        model.device,
+        metrics.get("val_loss", float("nan")),
+    )
+    app.state.model = model
+    yield
+    app.state.model = None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="namegen",
+        summary="Invent new names and score names with a character-level neural language model.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.model = None
+    app.include_router(router)
+    return app

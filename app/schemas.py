@@ -1,0 +1,160 @@
+"""Request and response bodies: limits, descriptions and an OpenAPI example for every request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.limits import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_WORDS
+
+Prefix = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_LENGTH),
+    Field(description="Text the name starts with; stripped, lowercased for a lowercase alphabet."),
+]
+Word = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH),
+    Field(description="A name to score; stripped, lowercased for a lowercase alphabet."),
+]
+
+
+class Request(BaseModel):
+    """Strict: unknown fields, strings for numbers and floats for ints are all 422s."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SampleRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "n": 5,
+                    "temperature": 1.0,
+                    "top_k": None,
+                    "prefix": "",
+                    "max_length": 32,
+                    "seed": 42,
+                    "novel": True,
+                }
+            ]
+        }
+    )
+
+    n: int = Field(10, ge=1, le=MAX_N, description="How many names.")
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        le=MAX_TEMPERATURE,
+        allow_inf_nan=False,
+        description="Divides the logits: < 1 is bolder toward likely names, > 1 wilder.",
+    )
+    top_k: int | None = Field(
+        None, ge=1, description="Draw only from the k likeliest characters (1..vocabulary size)."
+    )
+    prefix: Prefix = ""
+    max_length: int = Field(
+        32, ge=1, le=MAX_LENGTH, description="Most characters in a name, prefix included; longer are cut."
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Same seed and request give the same names."
+    )
+    novel: bool = Field(False, description="Only names that are not in the model's word list.")
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> SampleRequest:
+        if len(self.prefix) > self.max_length:
+            raise ValueError(
+                f"prefix has {len(self.prefix)} characters, more than max_length ({self.max_length})"
+            )
+        return self
+
+
+class SampledName(BaseModel):
+    name: str
+    loss: float = Field(description="The model's mean NLL of the name, end token included (nats).")
+    novel: bool = Field(description="True when the name is not in the model's word list.")
+
+
+class SampleResponse(BaseModel):
+    model: str
+    names: list[SampledName]
+    complete: bool = Field(
+        description="False only when novel names were asked for and fewer than n were found."
+    )
+
+
+class NextCharRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"prefix": "emm"}]})
+
+    prefix: Prefix = ""
+
+
+class CharProb(BaseModel):
+    char: str = Field(description="A vocabulary entry; '.' is the end of the name.")
+    prob: float
+
+
+class NextCharResponse(BaseModel):
+    prefix: str
+    distribution: list[CharProb] = Field(description="Every vocabulary entry, likeliest first.")
+
+
+class LossRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"word": "emma"}, {"words": ["emma", "olivia", "xqzv"]}]}
+    )
+
+    word: Word | None = None
+    words: list[Word] | None = Field(None, min_length=1, max_length=MAX_WORDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("word" in data) == ("words" in data):
+            raise ValueError("give exactly one of 'word' (a name) or 'words' (a list of names)")
+        return data
+
+
+class CharScore(BaseModel):
+    char: str = Field(description="The predicted character; '.' is the end of the name.")
+    prob: float
+    nll: float = Field(description="-ln(prob), in nats.")
+
+
+class WordLoss(BaseModel):
+    word: str
+    loss: float = Field(description="Mean NLL over the characters and the end token (nats).")
+    perplexity: float = Field(description="e^loss")
+    chars: list[CharScore]
+
+
+class BatchLoss(BaseModel):
+    results: list[WordLoss]
+    mean_loss: float = Field(description="Mean NLL over every prediction of every word (nats).")
+    perplexity: float = Field(description="e^mean_loss")
+    predictions: int
+
+
+class ModelConfig(BaseModel):
+    vocab_size: int
+    block_size: int
+    n_embd: int
+    n_hidden: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    kind: str
+    config: ModelConfig
+    parameters: int
+    alphabet: str
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    device: str
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,34 @@
+"""Service settings from the environment (prefix NAMEGEN_), one pydantic-settings class."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.limits import MAX_LENGTH, MAX_N, MAX_WORDS
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "names-mlp.safetensors"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAMEGEN_", extra="ignore")
+
+    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="the .safetensors checkpoint to serve")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: CUDA > MPS > CPU")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    max_n: int = Field(MAX_N, ge=1, le=MAX_N, description="most names one /sample may ask for")
+    max_words: int = Field(MAX_WORDS, ge=1, le=MAX_WORDS, description="most words one /loss may score")
+    max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
+    novel_max_rounds: int = Field(10, ge=1, le=100, description="resampling rounds for novel names")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,114 @@
+"""Word lists: read or download (sha256-verified, cached), clean, split by word, window.
+
+The split is over WORDS, never over examples: a word's windows all land in the same split, so
+val/test measure names the model has never seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.atomic import write_atomically
+from model.vocab import Vocab
+
+REFERENCE_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+REFERENCE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "data"
+
+
+class WordListError(ValueError):
+    """The word list cannot be used (empty, or it failed verification)."""
+
+
+class ChecksumMismatchError(WordListError):
+    """A downloaded file's sha256 is not the expected one."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_word_list(
+    url: str = REFERENCE_URL,
+    sha256: str = REFERENCE_SHA256,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    timeout: float = 30.0,
+) -> Path:
+    """Return a cached, verified copy of `url`, downloading it first when needed.
+
+    The file is renamed into the cache only once its sha256 matches: a bad or partial download is
+    never kept.
+    """
+    target = cache_dir / f"{sha256[:16]}-{Path(url).name or 'words.txt'}"
+    if target.exists() and file_sha256(target) == sha256:
+        return target
+
+    def fetch_and_verify(tmp: Path) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                out.write(chunk)
+        actual = file_sha256(tmp)
+        if actual != sha256:
+            raise ChecksumMismatchError(
+                f"download of {url} has sha256 {actual}, expected {sha256}; file discarded"
+            )
+
+    write_atomically(target, fetch_and_verify)
+    return target
+
+
+def read_words(path: Path) -> list[str]:
+    """Read one word per line (UTF-8), stripped, blanks and repeats dropped, order kept."""
+    with open(path, encoding="utf-8") as f:
+        words = list(dict.fromkeys(w for line in f if (w := line.strip())))
+    if not words:
+        raise WordListError(f"{path} holds no words")
+    return words
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+def split_words(
+    words: list[str], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> Splits:
+    """Shuffle the words with `seed` and cut them into train/val/test by `fractions`."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    shuffled = list(words)
+    random.Random(seed).shuffle(shuffled)
+    n1 = int(fractions[0] * len(shuffled))
+    n2 = int((fractions[0] + fractions[1]) * len(shuffled))
+    return Splits(shuffled[:n1], shuffled[n1:n2], shuffled[n2:])
+
+
+def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Context windows X[N, block_size] and next-character targets Y[N] for every word.
+
+    Each word yields len(word) + 1 examples: every character, then the end token, each
+    predicted from the previous `block_size` ids, padded on the left with '.' (id 0).
+    """
+    contexts: list[list[int]] = []
+    targets: list[int] = []
+    for word in words:
+        context = [0] * block_size
+        for idx in [*vocab.encode(word), 0]:
+            contexts.append(context)
+            targets.append(idx)
+            context = [*context[1:], idx]
+    x = torch.tensor(contexts, dtype=torch.long).reshape(-1, block_size)
+    return x, torch.tensor(targets, dtype=torch.long)

@@ -1,0 +1,57 @@
+"""Loss-curve plots (log10 loss per step, as the seed notebook plotted), written atomically."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from model.atomic import write_atomically
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from model.train import History, Schedule
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Save `fig` as PNG via a temporary file, so an interrupted run leaves no broken image."""
+    try:
+        write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+
+
+def plot_loss_curve(history: History, schedule: Schedule, path: Path, title: str = "") -> None:
+    """Per-step minibatch log10 loss, its 1,000-step mean, val loss points and the lr drop."""
+    losses = history.step_losses.log10()
+    steps = len(losses)
+    window = max(1, min(1000, steps // 50))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(losses.numpy(), lw=0.3, alpha=0.35, color="tab:blue", label="minibatch")
+    usable = steps - steps % window
+    if usable:
+        means = history.step_losses[:usable].view(-1, window).mean(1).log10()
+        ax.plot(
+            [window * (i + 0.5) for i in range(len(means))],
+            means.numpy(),
+            color="tab:blue",
+            label=f"mean of {window} steps",
+        )
+    if history.val_points:
+        vs, vl = zip(*history.val_points, strict=True)
+        ax.plot(vs, [math.log10(v) for v in vl], "o-", color="tab:orange", ms=3, label="val (full split)")
+    decay = schedule.steps // 2 if schedule.decay_step is None else schedule.decay_step
+    if 0 < decay < steps:
+        ax.axvline(decay, color="grey", ls="--", lw=0.8, label=f"lr {schedule.lr:g} -> {schedule.lr_after:g}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("log10 loss (nats/char)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)

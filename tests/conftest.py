@@ -1,0 +1,71 @@
+"""Shared fixtures: small generated word lists and a tiny checkpoint trained on one."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_WORDS = ROOT.parent / "shared" / "data" / "names.txt"
+DEFAULT_CHECKPOINT = ROOT / "weights" / "names-mlp.safetensors"
+
+needs_reference_words = pytest.mark.skipif(
+    not REFERENCE_WORDS.is_file(), reason=f"reference word list {REFERENCE_WORDS} is absent"
+)
+
+
+def generate_words(count: int, seed: int = 0) -> list[str]:
+    """Distinct pronounceable made-up words (consonant-vowel syllables), reproducible by seed."""
+    rng = random.Random(seed)
+    consonants, vowels = "bdklmnrstvz", "aeiou"
+    words: dict[str, None] = {}
+    while len(words) < count:
+        syllables = rng.randint(1, 4)
+        word = "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(syllables))
+        if rng.random() < 0.3:
+            word += rng.choice("nrs")
+        words[word] = None
+    return list(words)
+
+
+@pytest.fixture(scope="session")
+def small_word_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("words") / "words.txt"
+    path.write_text("\n".join(generate_words(400)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(small_word_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained for a few hundred steps on the generated word list."""
+    from model.train import main
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    args = [
+        "--data",
+        str(small_word_file),
+        "--out",
+        str(out),
+        "--steps",
+        "600",
+        "--n-hidden",
+        "64",
+        "--batch-size",
+        "64",
+        "--eval-every",
+        "200",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint: Path):
+    from model.inference import LanguageModel
+
+    return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")

@@ -1,0 +1,123 @@
+import math
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model.data import build_windows
+from model.vocab import UnknownCharactersError
+
+
+def test_distribution_sums_to_one_and_is_nonnegative(tiny_model):
+    for prefix in ["", "ka", "zuzuzu"]:
+        probs = tiny_model.next_char_distribution(prefix)
+        assert probs.shape == (tiny_model.vocab.size,)
+        assert (probs >= 0).all()
+        assert probs.sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_word_loss_is_mean_neg_log_of_next_char_distribution(tiny_model):
+    word = "kamira"
+    expected = []
+    for i, target in enumerate(word + "."):
+        probs = tiny_model.next_char_distribution(word[:i])
+        expected.append(-math.log(probs[tiny_model.vocab.alphabet.index(target)].item()))
+    (score,) = tiny_model.word_losses([word])
+    assert score.targets == "kamira."
+    assert score.nlls == pytest.approx(expected, abs=1e-5)
+    assert score.loss == pytest.approx(sum(expected) / len(expected), abs=1e-6)
+    assert score.perplexity == pytest.approx(math.exp(score.loss))
+
+
+def test_batched_losses_equal_cross_entropy_recomputed(tiny_model):
+    words = ["ba", "dolores", "zezi", "kum"]
+    scores = tiny_model.word_losses(words)
+    x, y = build_windows(words, tiny_model.vocab, tiny_model.config.block_size)
+    per_prediction = F.cross_entropy(tiny_model.model(x), y, reduction="none").tolist()
+    flat = [nll for s in scores for nll in s.nlls]
+    assert flat == pytest.approx(per_prediction, abs=1e-5)
+    assert [s.word for s in scores] == words
+
+
+def test_word_losses_normalise_and_reject_bad_words(tiny_model):
+    assert tiny_model.word_losses(["  KAMI "])[0].word == "kami"
+    with pytest.raises(UnknownCharactersError) as err:
+        tiny_model.word_losses(["ka7mi!"])
+    assert err.value.unknown == ["7", "!"]
+    with pytest.raises(ValueError, match="empty"):
+        tiny_model.word_losses(["   "])
+
+
+def test_same_seed_same_samples_different_seed_differs(tiny_model):
+    a = tiny_model.sample(50, seed=3)
+    assert a == tiny_model.sample(50, seed=3)
+    assert a != tiny_model.sample(50, seed=4)
+
+
+def test_samples_start_with_prefix_use_alphabet_and_respect_max_length(tiny_model):
+    alphabet = set(tiny_model.vocab.alphabet) - {"."}
+    for prefix, max_length in [("", 32), ("ka", 5), ("bo", 2), ("", 1)]:
+        names = tiny_model.sample(200, prefix=prefix, max_length=max_length, seed=1)
+        assert len(names) == 200
+        for name in names:
+            assert name.startswith(prefix)
+            assert set(name) <= alphabet
+            assert len(name) <= max_length
+
+
+def test_top_k_1_is_greedy(tiny_model):
+    name = tiny_model.sample(1, top_k=1, seed=0)[0]
+    for seed in range(1, 5):
+        assert tiny_model.sample(3, top_k=1, seed=seed) == [name] * 3
+    greedy = ""
+    while len(greedy) < 32:
+        probs = tiny_model.next_char_distribution(greedy)
+        char = tiny_model.vocab.alphabet[int(probs.argmax())]
+        if char == ".":
+            break
+        greedy += char
+    assert name == greedy
+
+
+def test_first_characters_follow_the_model(tiny_model):
+    """Chi-square on first characters of 4,000 samples against the exact distribution.
+
+    Names are never empty, so the first character follows the distribution without '.'.
+    """
+    probs = tiny_model.next_char_distribution("")
+    probs[0] = 0
+    probs /= probs.sum()
+    names = tiny_model.sample(4000, seed=11, max_length=1)
+    assert all(len(name) == 1 for name in names)
+    counts = Counter(names)
+    observed = torch.tensor([counts.get(c, 0) for c in tiny_model.vocab.alphabet], dtype=torch.float64)
+    expected = probs.double() * len(names)
+    keep = expected > 5
+    chi2 = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum().item()
+    dof = int(keep.sum()) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof)  # about a 5-sigma bound: never flaky, catches bias
+    assert observed[~keep].sum() <= expected[~keep].sum() * 3 + 10
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n": 0}, "n must"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": math.nan}, "temperature"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": 99}, "top_k"),
+        ({"prefix": "kaka", "max_length": 3}, "max_length"),
+    ],
+)
+def test_bad_sampling_arguments(tiny_model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_model.sample(**kwargs)
+
+
+def test_known_words(tiny_model, small_word_file):
+    words = small_word_file.read_text().split()
+    assert all(tiny_model.is_known_word(w) for w in words[:50])
+    assert tiny_model.is_known_word("  " + words[0].upper())
+    assert not tiny_model.is_known_word("qqqq")
