@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
+from app.errors import validation_error_handler
 from app.routes import router
 from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError
@@ -65,5 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.model = None
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(router)
     return app

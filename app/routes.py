@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import math
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.deps import ModelDep, SettingsDep
+from app.errors import require_json
 from app.schemas import (
     BatchLoss,
     CharProb,
@@ -52,7 +53,9 @@ def model_info(model: ModelDep) -> ModelInfo:
     )
 
 
-@router.post("/sample", response_model=SampleResponse, summary="Invent new names")
+@router.post(
+    "/sample", dependencies=[Depends(require_json)], response_model=SampleResponse, summary="Invent new names"
+)
 def sample(req: SampleRequest, model: ModelDep, settings: SettingsDep) -> SampleResponse:
     errors = [
         *limit_errors(req.n, settings.max_n, ["n"], "n"),
@@ -103,7 +106,12 @@ def _round_seed(seed: int | None, round_: int) -> int | None:
     return int.from_bytes(digest, "little") >> 1
 
 
-@router.post("/next-char", response_model=NextCharResponse, summary="Next-character distribution")
+@router.post(
+    "/next-char",
+    dependencies=[Depends(require_json)],
+    response_model=NextCharResponse,
+    summary="Next-character distribution",
+)
 def next_char(req: NextCharRequest, model: ModelDep, settings: SettingsDep) -> NextCharResponse:
     raise_if_errors(
         [
@@ -119,7 +127,12 @@ def next_char(req: NextCharRequest, model: ModelDep, settings: SettingsDep) -> N
     )
 
 
-@router.post("/loss", response_model=WordLoss | BatchLoss, summary="Score a name (or many)")
+@router.post(
+    "/loss",
+    dependencies=[Depends(require_json)],
+    response_model=WordLoss | BatchLoss,
+    summary="Score a name (or many)",
+)
 def loss(req: LossRequest, model: ModelDep, settings: SettingsDep) -> WordLoss | BatchLoss:
     if req.word is not None:
         raise_if_errors(_word_errors(model, req.word, ["word"], settings.max_length))

@@ -47,7 +47,9 @@ class LanguageModel:
         self.config = checkpoint.config
         self.device = device
         self.name = name
-        self.model = checkpoint.build_model(device)
+        # float64 (MPS has none: float32 there) so a word's numbers do not depend on its batch
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.model = checkpoint.build_model(device).to(dtype)
         self.parameter_count = count_parameters(self.model)
         self._known_hashes = frozenset(checkpoint.known_word_hashes.tolist())
 
@@ -70,7 +72,7 @@ class LanguageModel:
 
     def _logits(self, contexts: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model(contexts.to(self.device)).float()
+            return self.model(contexts.to(self.device))
 
     # logits -> probabilities / losses / samples ----------------------------------------------
 

@@ -69,3 +69,14 @@ def tiny_model(tiny_checkpoint: Path):
     from model.inference import LanguageModel
 
     return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def client():
+    """The app in process, on the committed checkpoint, lifespan run."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app()) as test_client:
+        yield test_client
