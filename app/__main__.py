@@ -1,14 +1,24 @@
-"""`python -m app`: serve on NAMEGEN_HOST:NAMEGEN_PORT with uvloop and httptools."""
+"""`python -m app`: serve on NAMEGEN_HOST:NAMEGEN_PORT with uvloop and httptools.
+
+This is the one serve command: `make serve` and the Docker image both run it.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
+from pydantic import ValidationError
 
 from app.settings import get_settings
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"NAMEGEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"namegen cannot start: bad setting: {problems}")
     uvicorn.run(
         "app.main:create_app",
         factory=True,

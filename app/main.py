@@ -15,7 +15,7 @@ from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError
 from model.inference import LanguageModel
 
-log = logging.getLogger("namegen")
+log = logging.getLogger("uvicorn.error")  # uvicorn's configured logger: our lines look like its own
 
 
 class StartupError(RuntimeError):
@@ -41,10 +41,10 @@ def load_model(settings: Settings) -> LanguageModel:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    logging.getLogger("uvicorn.error").addFilter(_OneLineStartupError())
+    log.addFilter(_OneLineStartupError())
     model = load_model(app.state.settings)
     metrics = model.checkpoint.metrics
-    log.warning(
+    log.info(
         "loaded %s: %d parameters on %s, val loss %.4f",
         model.name,
         model.parameter_count,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +86,40 @@ def client():
 
     with TestClient(create_app()) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_command() -> list[str]:
+    """The container's exact command (Dockerfile CMD), run with this interpreter."""
+    return [sys.executable, "-m", "app"]
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """A real uvicorn process serving the committed checkpoint on a free 127.0.0.1 port."""
+    port = free_port()
+    env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu"}
+    proc = subprocess.Popen(serve_command(), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"server exited: {proc.stdout.read()}"
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("server did not become healthy within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

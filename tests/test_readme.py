@@ -1,0 +1,39 @@
+"""Run every curl example of the README against a real server, so the README cannot go stale."""
+
+import json
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+CURL_LINES = re.findall(r"^curl .+$", README, flags=re.MULTILINE)
+
+
+def test_readme_documents_every_endpoint_with_curl():
+    assert len(CURL_LINES) >= 6
+    for path in ("/sample", "/next-char", "/loss", "/model", "/health"):
+        assert any(f"8000{path}" in line for line in CURL_LINES), path
+
+
+@pytest.mark.parametrize("line", CURL_LINES)
+def test_readme_curl_example_works(server_url, line):
+    args = shlex.split(line.replace("http://127.0.0.1:8000", server_url))
+    done = subprocess.run([*args, "--fail-with-body"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(done.stdout)
+    request = json.loads(args[args.index("-d") + 1]) if "-d" in args else {}
+    if "/sample" in line:
+        assert body["complete"] and len(body["names"]) == request["n"]
+        assert all(n["name"].startswith(request.get("prefix", "")) for n in body["names"])
+    elif "/next-char" in line:
+        assert len(body["distribution"]) == 27
+    elif "/loss" in line:
+        assert "loss" in body or "mean_loss" in body
+    elif "/model" in line:
+        assert body["name"] == "names-mlp"
+    else:
+        assert body == {"status": "ok"}

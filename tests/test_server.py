@@ -1,0 +1,62 @@
+"""Against a real uvicorn process started with the container's exact command."""
+
+import asyncio
+import os
+import subprocess
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port, serve_command
+from tests.test_app import BAD_REQUESTS
+
+
+def test_every_endpoint_over_real_http(server_url):
+    assert httpx.get(f"{server_url}/health").json() == {"status": "ok"}
+    info = httpx.get(f"{server_url}/model").json()
+    assert info["device"] == "cpu" and info["metrics"]["val_loss"] <= 2.17
+    names = httpx.post(f"{server_url}/sample", json={"n": 4, "seed": 1}).json()["names"]
+    assert len(names) == 4
+    dist = httpx.post(f"{server_url}/next-char", json={"prefix": "a"}).json()["distribution"]
+    assert sum(d["prob"] for d in dist) == pytest.approx(1.0, abs=1e-6)
+    loss = httpx.post(f"{server_url}/loss", json={"words": [n["name"] for n in names]}).json()
+    assert [r["loss"] for r in loss["results"]] == pytest.approx([n["loss"] for n in names], abs=1e-9)
+    assert httpx.get(f"{server_url}/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path,kwargs,status,message", BAD_REQUESTS)
+def test_bad_input_over_real_http(server_url, path, kwargs, status, message):
+    response = httpx.post(f"{server_url}{path}", **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert httpx.get(f"{server_url}/health").status_code == 200
+
+
+def test_seeded_samples_repeat_under_64_concurrent_requests(server_url):
+    requests = [{"n": 20, "seed": i % 8, "temperature": 1.3, "top_k": 10} for i in range(64)]
+
+    async def fire() -> list[dict]:
+        async with httpx.AsyncClient(base_url=server_url, timeout=60) as c:
+            responses = await asyncio.gather(*(c.post("/sample", json=r) for r in requests))
+        return [r.json() for r in responses]
+
+    sequential = [httpx.post(f"{server_url}/sample", json=r).json() for r in requests[:8]]
+    concurrent = asyncio.run(fire())
+    for i, body in enumerate(concurrent):
+        assert body == sequential[i % 8]
+    assert len({tuple(n["name"] for n in b["names"]) for b in sequential}) == 8
+
+
+@pytest.mark.parametrize(
+    "setting,value,message",
+    [("NAMEGEN_CHECKPOINT", "weights/missing.safetensors", "does not exist"),
+     ("NAMEGEN_CHECKPOINT", "README.md", "not a readable safetensors file"),
+     ("NAMEGEN_PORT", "eighty", "NAMEGEN_PORT")],
+)
+def test_bad_start_up_is_one_clear_line_and_a_failing_exit(setting, value, message):
+    env = {**os.environ, "NAMEGEN_PORT": str(free_port()), setting: value}
+    done = subprocess.run(serve_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "namegen cannot start" in output and message in output
+    assert "Traceback" not in output
