@@ -17,7 +17,9 @@ def main() -> None:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"NAMEGEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"NAMEGEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
         sys.exit(f"namegen cannot start: bad setting: {problems}")
     uvicorn.run(
         "app.main:create_app",

@@ -100,17 +100,18 @@ def serve_command() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def server_url():
+def server_url(tmp_path_factory: pytest.TempPathFactory):
     """A real uvicorn process serving the committed checkpoint on a free 127.0.0.1 port."""
     port = free_port()
     env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu"}
-    proc = subprocess.Popen(serve_command(), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "w") as out:  # a file, not a pipe: a full pipe would stall the server
+        proc = subprocess.Popen(serve_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited: {proc.stdout.read()}"
+            assert proc.poll() is None, f"server exited: {log.read_text()}"
             try:
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break

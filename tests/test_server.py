@@ -49,9 +49,11 @@ def test_seeded_samples_repeat_under_64_concurrent_requests(server_url):
 
 @pytest.mark.parametrize(
     "setting,value,message",
-    [("NAMEGEN_CHECKPOINT", "weights/missing.safetensors", "does not exist"),
-     ("NAMEGEN_CHECKPOINT", "README.md", "not a readable safetensors file"),
-     ("NAMEGEN_PORT", "eighty", "NAMEGEN_PORT")],
+    [
+        ("NAMEGEN_CHECKPOINT", "weights/missing.safetensors", "does not exist"),
+        ("NAMEGEN_CHECKPOINT", "README.md", "not a readable safetensors file"),
+        ("NAMEGEN_PORT", "eighty", "NAMEGEN_PORT"),
+    ],
 )
 def test_bad_start_up_is_one_clear_line_and_a_failing_exit(setting, value, message):
     env = {**os.environ, "NAMEGEN_PORT": str(free_port()), setting: value}
