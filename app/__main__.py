@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from app.settings import get_settings
 
 
-def main() -> None:
+def serve(app_factory: str = "app.main:create_app") -> None:
+    """Run uvicorn on the app built by `app_factory`, configured from NAMEGEN_* settings."""
     try:
         settings = get_settings()
     except ValidationError as exc:
@@ -22,14 +23,19 @@ def main() -> None:
         )
         sys.exit(f"namegen cannot start: bad setting: {problems}")
     uvicorn.run(
-        "app.main:create_app",
+        app_factory,
         factory=True,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         loop="uvloop",
         http="httptools",
     )
+
+
+def main() -> None:
+    serve()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = Field(True, description="log one line per request")
     max_n: int = Field(MAX_N, ge=1, le=MAX_N, description="most names one /sample may ask for")
     max_words: int = Field(MAX_WORDS, ge=1, le=MAX_WORDS, description="most words one /loss may score")
     max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")

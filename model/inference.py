@@ -1,23 +1,33 @@
 """The facade the service uses: a checkpoint on a device, answering sample / distribution / loss.
 
-Each call is text -> ids -> one batched forward pass -> numbers; nothing here knows HTTP.
-Seeded calls use their own torch.Generator, so the same seed gives the same names whatever else
-runs concurrently.
+Each call is text -> ids -> next-character log-probabilities -> numbers; nothing here knows HTTP.
+The log-probabilities come from a table of every context built once at load time when the model
+is small enough (exactly the forward pass's numbers), else from the forward pass itself.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from model.checkpoint import Checkpoint, load_checkpoint, word_hash
 from model.data import build_windows
 from model.device import resolve_device
+from model.distributions import DEFAULT_MAX_TABLE_ENTRIES, ContextTable, build_source
 from model.mlp import count_parameters
+from model.sampler import (
+    ForwardSteps,
+    Shaping,
+    TableSteps,
+    sample_rows_python,
+    sample_rows_vectorised,
+)
 from model.vocab import BOUNDARY
 
 
@@ -41,7 +51,17 @@ class WordScore:
 
 
 class LanguageModel:
-    def __init__(self, checkpoint: Checkpoint, device: torch.device, name: str = "model") -> None:
+    # Up to this many names, a per-row Python loop over the table beats array operations, whose
+    # per-call overhead is paid every step (measured by bench/run.py; see bench/RESULTS.md).
+    python_sampling_max_n = 32
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        name: str = "model",
+        max_table_entries: int = DEFAULT_MAX_TABLE_ENTRIES,
+    ) -> None:
         self.checkpoint = checkpoint
         self.vocab = checkpoint.vocab
         self.config = checkpoint.config
@@ -51,14 +71,17 @@ class LanguageModel:
         dtype = torch.float32 if device.type == "mps" else torch.float64
         self.model = checkpoint.build_model(device).to(dtype)
         self.parameter_count = count_parameters(self.model)
+        self.source = build_source(self.model, device, dtype, max_table_entries)
         self._known_hashes = frozenset(checkpoint.known_word_hashes.tolist())
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str = "auto") -> LanguageModel:
+    def from_checkpoint(cls, path: Path | str, device: str = "auto", **kwargs) -> LanguageModel:
         path = Path(path)
-        return cls(load_checkpoint(path), resolve_device(device), name=path.stem)
+        return cls(load_checkpoint(path), resolve_device(device), name=path.stem, **kwargs)
 
-    # text -> ids -----------------------------------------------------------------------------
+    @property
+    def uses_table(self) -> bool:
+        return isinstance(self.source, ContextTable)
 
     def normalise(self, text: str) -> str:
         return self.vocab.normalise(text)
@@ -68,36 +91,42 @@ class LanguageModel:
         ids = [0] * self.config.block_size + self.vocab.encode(prefix)
         return ids[-self.config.block_size :]
 
-    # ids -> logits ---------------------------------------------------------------------------
-
-    def _logits(self, contexts: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model(contexts.to(self.device))
-
-    # logits -> probabilities / losses / samples ----------------------------------------------
-
-    def next_char_distribution(self, prefix: str = "") -> torch.Tensor:
+    def next_char_distribution(self, prefix: str = "") -> np.ndarray:
         """Probabilities[vocab_size] (alphabet order, '.' = end) of the character after `prefix`."""
-        prefix = self.normalise(prefix)
-        context = torch.tensor([self._context(prefix)])
-        return torch.softmax(self._logits(context), dim=-1)[0].cpu()
+        context = self._context(self.normalise(prefix))
+        if isinstance(self.source, ContextTable):
+            return np.exp(self.source.table[self.source.code(context)])
+        return np.exp(self.source.log_probs(np.array([context], dtype=np.int64))[0])
 
     def word_losses(self, words: list[str]) -> list[WordScore]:
         """Score each word: every character and the end token, predicted from its context."""
         words = [self.normalise(w) for w in words]
-        for word in words:
-            if not word:
-                raise ValueError("cannot score an empty word")
-        x, y = build_windows(words, self.vocab, self.config.block_size)
-        log_probs = torch.log_softmax(self._logits(x), dim=-1).gather(1, y.to(self.device)[:, None])[:, 0]
-        nlls = (-log_probs).cpu().tolist()
-        probs = log_probs.exp().cpu().tolist()
+        if not all(words):
+            raise ValueError("cannot score an empty word")
+        log_probs = self._target_log_probs(words)
         scores, start = [], 0
         for word in words:
             end = start + len(word) + 1
-            scores.append(WordScore(word, word + BOUNDARY, probs[start:end], nlls[start:end]))
+            word_lps = log_probs[start:end]
+            scores.append(
+                WordScore(word, word + BOUNDARY, [math.exp(lp) for lp in word_lps], [-lp for lp in word_lps])
+            )
             start = end
         return scores
+
+    def _target_log_probs(self, words: list[str]) -> list[float]:
+        """log p of every prediction of every word, in order: each character, then the end."""
+        table = self.source
+        if not isinstance(table, ContextTable):
+            x, y = build_windows(words, self.vocab, self.config.block_size)
+            return self.source.log_probs(x.numpy())[np.arange(len(y)), y.numpy()].tolist()
+        rows, out = table.log_prob_rows, []
+        for word in words:
+            code = 0
+            for idx in [*self.vocab.encode(word), 0]:
+                out.append(rows[code][idx])
+                code = table.next_code(code, idx)
+        return out
 
     def sample(
         self,
@@ -116,31 +145,21 @@ class LanguageModel:
         """
         prefix = self.normalise(prefix)
         self._check_sampling(n, temperature, top_k, prefix, max_length)
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed if seed is not None else secrets.randbits(63))
-        contexts = torch.tensor([self._context(prefix)] * n, device=self.device)
-        steps = max_length - len(prefix)
-        drawn = torch.zeros(n, steps, dtype=torch.long, device=self.device)
-        alive = torch.ones(n, dtype=torch.bool, device=self.device)
-        for t in range(steps):
-            logits = self._logits(contexts) / temperature
-            if t == 0 and not prefix:
-                logits[:, 0] = -math.inf
-            if top_k is not None and top_k < logits.shape[1]:
-                kth = logits.topk(top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, -math.inf)
-            nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
-            nxt = nxt.masked_fill(~alive, 0)
-            drawn[:, t] = nxt
-            alive &= nxt != 0
-            if not alive.any():
-                break
-            contexts = torch.cat([contexts[:, 1:], nxt[:, None]], dim=1)
-        names = []
-        for row in drawn.cpu().tolist():
-            length = row.index(0) if 0 in row else len(row)
-            names.append(prefix + self.vocab.decode(row[:length]))
-        return names
+        shaping = Shaping(temperature, top_k, forbid_end_first=not prefix)
+        args = (
+            n,
+            self._context(prefix),
+            max_length - len(prefix),
+            random.Random(seed if seed is not None else secrets.randbits(64)),
+        )
+        if not isinstance(self.source, ContextTable):
+            rows = sample_rows_vectorised(ForwardSteps(self.source, shaping), *args)
+        elif n <= self.python_sampling_max_n:
+            rows = sample_rows_python(self.source, *args, shaping)
+        else:
+            rows = sample_rows_vectorised(TableSteps(self.source, shaping), *args)
+        alphabet = self.vocab.alphabet
+        return [prefix + "".join([alphabet[i] for i in row]) for row in rows]
 
     def _check_sampling(self, n: int, temperature: float, top_k: int | None, prefix: str, max_length: int):
         if n < 1:

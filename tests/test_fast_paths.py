@@ -1,0 +1,133 @@
+"""The context table and the batched sampler against the plain forward pass and exact statistics."""
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from model.distributions import ContextTable, ForwardPass, cdf_from_log_probs
+from model.inference import LanguageModel
+
+
+@pytest.fixture(scope="module")
+def forward_model(tiny_checkpoint) -> LanguageModel:
+    """The same checkpoint, forced onto the forward-pass path (no table)."""
+    return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu", max_table_entries=0)
+
+
+@pytest.fixture(scope="module")
+def samplers(tiny_checkpoint, forward_model) -> dict[str, LanguageModel]:
+    """The three sampler implementations, each forced on whatever n is asked for."""
+    python = LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
+    python.python_sampling_max_n = 10**9
+    vectorised = LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
+    vectorised.python_sampling_max_n = 0
+    return {"table-python": python, "table-vectorised": vectorised, "forward": forward_model}
+
+
+def test_the_tiny_model_uses_the_table_and_the_forced_one_does_not(tiny_model, forward_model):
+    assert tiny_model.uses_table and isinstance(tiny_model.source, ContextTable)
+    assert not forward_model.uses_table and isinstance(forward_model.source, ForwardPass)
+
+
+def test_table_equals_forward_pass_for_every_context(tiny_model):
+    v, block = tiny_model.vocab.size, tiny_model.config.block_size
+    every = torch.cartesian_prod(*[torch.arange(v)] * block)
+    with torch.inference_mode():
+        expected = torch.log_softmax(tiny_model.model(every).double(), dim=-1).numpy()
+    table = tiny_model.source
+    codes = [table.code(context) for context in every.tolist()]
+    assert codes == list(range(v**block))  # code order is the enumeration order
+    np.testing.assert_allclose(table.table, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.array(table.log_prob_rows), expected, rtol=0, atol=1e-9)
+    cdf = np.array(table.cdf_rows)
+    np.testing.assert_allclose(np.diff(cdf, axis=1, prepend=0.0), np.exp(expected), atol=1e-12)
+    assert (cdf[:, -1] == 1.0).all()
+
+
+def test_distributions_and_losses_match_the_forward_path(tiny_model, forward_model):
+    for prefix in ["", "k", "mazo", "rututu"]:
+        np.testing.assert_allclose(
+            tiny_model.next_char_distribution(prefix), forward_model.next_char_distribution(prefix), atol=1e-9
+        )
+    words = ["kamira", "bo", "zezezeze", "a"]
+    for fast, plain in zip(tiny_model.word_losses(words), forward_model.word_losses(words), strict=True):
+        assert fast.nlls == pytest.approx(plain.nlls, abs=1e-9)
+        assert fast.probs == pytest.approx(plain.probs, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"temperature": 0.6}, {"temperature": 2.5, "top_k": 4}, {"prefix": "ka", "max_length": 9}]
+)
+def test_all_samplers_draw_the_same_names(samplers, kwargs):
+    for seed in (0, 1, 2):
+        names = [model.sample(300, seed=seed, **kwargs) for model in samplers.values()]
+        assert names[0] == names[1] == names[2]
+
+
+def _expected_next(model: LanguageModel, prefix: str, temperature: float, top_k: int | None) -> np.ndarray:
+    """The exact distribution of the character after `prefix`, recomputed with torch."""
+    context = torch.tensor([([0] * 3 + model.vocab.encode(prefix))[-3:]])
+    with torch.no_grad():
+        logits = model.model(context)[0] / temperature
+    if not prefix:
+        logits[0] = -math.inf  # names are never empty
+    if top_k is not None:
+        logits[logits < logits.topk(top_k).values[-1]] = -math.inf
+    return torch.softmax(logits, dim=0).double().numpy()
+
+
+@pytest.mark.parametrize(
+    "prefix,temperature,top_k", [("", 1.0, None), ("", 0.7, None), ("ma", 1.0, None), ("ko", 1.8, 5)]
+)
+@pytest.mark.parametrize("path", ["table-python", "table-vectorised", "forward"])
+def test_samples_follow_the_exact_distribution(samplers, path, prefix, temperature, top_k):
+    """Chi-square on the character after the prefix over 6,000 samples, against exact probabilities."""
+    model = samplers[path]
+    n = 6000
+    names = model.sample(
+        n, prefix=prefix, temperature=temperature, top_k=top_k, max_length=len(prefix) + 1, seed=17
+    )
+    counts = Counter(name[len(prefix) :] or "." for name in names)
+    observed = np.array([counts.get(c, 0) for c in model.vocab.alphabet], dtype=np.float64)
+    expected = _expected_next(model, prefix, temperature, top_k) * n
+    assert observed[expected == 0].sum() == 0  # impossible characters never appear
+    keep = expected > 5
+    chi2 = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    dof = int(keep.sum()) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof)  # about 5 sigma: never flaky, catches any real bias
+
+
+def test_cdf_respects_top_k_temperature_and_forbidden_column():
+    log_probs = np.log(np.array([[0.1, 0.2, 0.3, 0.4]]))
+    cdf = cdf_from_log_probs(log_probs, top_k=2)
+    np.testing.assert_allclose(np.diff(cdf, prepend=0.0), [[0, 0, 3 / 7, 4 / 7]])
+    cdf = cdf_from_log_probs(log_probs, temperature=0.5, forbid=3)
+    weights = np.array([0.01, 0.04, 0.09, 0])
+    np.testing.assert_allclose(np.diff(cdf, prepend=0.0), [weights / weights.sum()])
+    assert cdf[0, -1] == 1.0
+
+
+@pytest.mark.parametrize("temperature,top_k", [(1.0, None), (1.5, 6)])
+@pytest.mark.parametrize("path", ["table-python", "table-vectorised", "forward"])
+def test_later_characters_follow_the_exact_conditional_distribution(samplers, path, temperature, top_k):
+    """The second character, given the likeliest first one, against exact probabilities."""
+    model = samplers[path]
+    names = model.sample(20_000, temperature=temperature, top_k=top_k, max_length=2, seed=23)
+    first = Counter(name[0] for name in names).most_common(1)[0][0]
+    seconds = Counter(name[1:] or "." for name in names if name[0] == first)
+    n = sum(seconds.values())
+    observed = np.array([seconds.get(c, 0) for c in model.vocab.alphabet], dtype=np.float64)
+    context = torch.tensor([[0, 0, model.vocab.encode(first)[0]]])
+    with torch.no_grad():
+        logits = model.model(context)[0] / temperature
+    if top_k is not None:
+        logits[logits < logits.topk(top_k).values[-1]] = -math.inf
+    expected = torch.softmax(logits, dim=0).double().numpy() * n
+    assert observed[expected == 0].sum() == 0
+    keep = expected > 5
+    chi2 = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    dof = int(keep.sum()) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof)
