@@ -1,7 +1,8 @@
-"""Dependencies handlers declare as Annotated aliases: `def handler(model: ModelDep, ...)`."""
+"""The one dependency handlers declare, as an Annotated alias: `def handler(service: ServiceDep)`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -10,16 +11,19 @@ from app.settings import Settings
 from model.inference import LanguageModel
 
 
-def get_model(request: Request) -> LanguageModel:
-    model = getattr(request.app.state, "model", None)
-    if model is None:
+@dataclass(frozen=True)
+class Service:
+    """What the lifespan loaded, with the settings it was loaded under."""
+
+    model: LanguageModel
+    settings: Settings
+
+
+async def get_service(request: Request) -> Service:
+    service = request.app.state.service
+    if service is None:
         raise HTTPException(status_code=503, detail="the model is not loaded yet")
-    return model
+    return service
 
 
-def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-ModelDep = Annotated[LanguageModel, Depends(get_model)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ServiceDep = Annotated[Service, Depends(get_service)]

@@ -1,11 +1,11 @@
-"""Error responses: 422s that always render (even when the bad input was NaN), and 415 for non-JSON."""
+"""422 responses that always render, even when the bad input was NaN or Infinity."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,13 +24,3 @@ def _json_safe(value: Any) -> Any:
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
-
-
-def require_json(request: Request) -> None:
-    """A dependency of every POST route: the body must be sent as JSON."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise HTTPException(
-            status_code=415,
-            detail=f"send the body as JSON, 'Content-Type: application/json' (got {media_type or 'none'})",
-        )

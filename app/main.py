@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from app.deps import Service
 from app.errors import validation_error_handler
+from app.middleware import JSONBodiesOnly
 from app.routes import router
 from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError
@@ -51,9 +53,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model.device,
         metrics.get("val_loss", float("nan")),
     )
-    app.state.model = model
+    app.state.service = Service(model, app.state.settings)
     yield
-    app.state.model = None
+    app.state.service = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
-    app.state.model = None
+    app.state.service = None
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(JSONBodiesOnly)
     app.include_router(router)
     return app

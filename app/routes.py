@@ -1,28 +1,33 @@
 """Thin handlers: validate against the loaded model -> call LanguageModel -> shape the response.
 
-Handlers are plain `def`, so FastAPI runs the model work in its thread pool, off the event loop.
+Model work here is table lookups: a request costs microseconds to a few milliseconds, less than a
+hop to the thread pool (whose worker then fights the event loop for the GIL), so it runs inline;
+only work that could take longer (many words to score, or any model without a table) goes to the
+thread pool, off the event loop. The budgets are measured by bench/run.py.
+Responses are plain dicts serialised by orjson (`JSONBytes`), skipping FastAPI's re-validation
+of what our own code built; `response_model` still documents them, and tests validate real
+responses against those models.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
-from app.deps import ModelDep, SettingsDep
-from app.errors import require_json
+from app.deps import ServiceDep
+from app.responses import JSONBytes
 from app.schemas import (
     BatchLoss,
-    CharProb,
-    CharScore,
     Health,
     LossRequest,
-    ModelConfig,
     ModelInfo,
     NextCharRequest,
     NextCharResponse,
-    SampledName,
     SampleRequest,
     SampleResponse,
     WordLoss,
@@ -30,69 +35,77 @@ from app.schemas import (
 from app.validation import field_error, limit_errors, raise_if_errors, text_errors
 from model.inference import LanguageModel, WordScore
 
-router = APIRouter()
+router = APIRouter(default_response_class=JSONBytes)
+
+INLINE_MAX_NAMES = 1000  # sampled names (about 3 us each) that run inline on a table model
+INLINE_MAX_WORDS = 100  # scored words (about 10 us each) that run inline on a table model
+
+T = TypeVar("T")
+
+
+async def run_model(model: LanguageModel, small: bool, work: Callable[[], T]) -> T:
+    """Run `work` inline when it is small and table-backed, else in the thread pool."""
+    if small and model.uses_table:
+        return work()
+    return await run_in_threadpool(work)
 
 
 @router.get("/health", response_model=Health, summary="200 once the model is loaded, else 503")
-def health(model: ModelDep) -> Health:
-    return Health(status="ok")
+async def health(service: ServiceDep) -> JSONBytes:
+    return JSONBytes({"status": "ok"})
 
 
 @router.get("/model", response_model=ModelInfo, summary="What is being served")
-def model_info(model: ModelDep) -> ModelInfo:
-    ckpt = model.checkpoint
-    return ModelInfo(
-        name=model.name,
-        kind="mlp",
-        config=ModelConfig(**vars(model.config)),
-        parameters=model.parameter_count,
-        alphabet=model.vocab.alphabet,
-        metrics=ckpt.metrics,
-        data=ckpt.data,
-        device=str(model.device),
-    )
+async def model_info(service: ServiceDep) -> JSONBytes:
+    model = service.model
+    return JSONBytes({
+        "name": model.name,
+        "kind": "mlp",
+        "config": vars(model.config),
+        "parameters": model.parameter_count,
+        "alphabet": model.vocab.alphabet,
+        "metrics": model.checkpoint.metrics,
+        "data": model.checkpoint.data,
+        "device": str(model.device),
+    })  # fmt: skip
 
 
-@router.post(
-    "/sample", dependencies=[Depends(require_json)], response_model=SampleResponse, summary="Invent new names"
-)
-def sample(req: SampleRequest, model: ModelDep, settings: SettingsDep) -> SampleResponse:
+@router.post("/sample", response_model=SampleResponse, summary="Invent new names")
+async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
+    model, settings = service.model, service.settings
     errors = [
         *limit_errors(req.n, settings.max_n, ["n"], "n"),
         *limit_errors(req.max_length, settings.max_length, ["max_length"], "max_length"),
         *text_errors(model, req.prefix, ["prefix"]),
     ]
     if req.top_k is not None and req.top_k > model.vocab.size:
-        errors.append(
-            field_error(
-                ["top_k"], f"top_k must be at most the vocabulary size ({model.vocab.size})", req.top_k
-            )
-        )
+        message = f"top_k must be at most the vocabulary size ({model.vocab.size})"
+        errors.append(field_error(["top_k"], message, req.top_k))
     raise_if_errors(errors)
-    names = _sample_names(model, req, settings.novel_max_rounds)
-    scores = model.word_losses(names) if names else []
-    return SampleResponse(
-        model=model.name,
-        names=[SampledName(name=s.word, loss=s.loss, novel=not model.is_known_word(s.word)) for s in scores],
-        complete=len(names) == req.n,
-    )
+    small = req.n * (2 if req.novel else 1) <= INLINE_MAX_NAMES
+    names = await run_model(model, small, lambda: _sample_and_score(model, req, settings.novel_max_rounds))
+    return JSONBytes({"model": model.name, "names": names, "complete": len(names) == req.n})
 
 
-def _sample_names(model: LanguageModel, req: SampleRequest, max_rounds: int) -> list[str]:
-    """n names; with `novel`, resample only the missing ones, for at most `max_rounds` rounds."""
-    kwargs = {
-        "temperature": req.temperature,
-        "top_k": req.top_k,
-        "prefix": req.prefix,
-        "max_length": req.max_length,
-    }
+def _sample_and_score(model: LanguageModel, req: SampleRequest, max_rounds: int) -> list[dict[str, Any]]:
+    """n names with their losses; with `novel`, resample only the missing ones, for at most
+    `max_rounds` rounds."""
+    kwargs = {"temperature": req.temperature, "top_k": req.top_k, "prefix": req.prefix,
+              "max_length": req.max_length}  # fmt: skip
     if not req.novel:
-        return model.sample(req.n, seed=req.seed, **kwargs)
-    found: list[str] = []
+        scored = model.sample_scored(req.n, seed=req.seed, **kwargs)
+        known = model.are_known_names([name for name, _ in scored])
+        return [
+            {"name": name, "loss": loss, "novel": not is_known}
+            for (name, loss), is_known in zip(scored, known, strict=True)
+        ]
+    found: list[dict[str, Any]] = []
     for round_ in range(max_rounds):
         missing = req.n - len(found)
-        batch = model.sample(max(2 * missing, 16), seed=_round_seed(req.seed, round_), **kwargs)
-        found += [name for name in batch if not model.is_known_word(name)][:missing]
+        batch = model.sample_scored(max(2 * missing, 16), seed=_round_seed(req.seed, round_), **kwargs)
+        known = model.are_known_names([name for name, _ in batch])
+        novel = [scored for scored, is_known in zip(batch, known, strict=True) if not is_known][:missing]
+        found += [{"name": name, "loss": loss, "novel": True} for name, loss in novel]
         if len(found) == req.n:
             break
     return found
@@ -108,57 +121,60 @@ def _round_seed(seed: int | None, round_: int) -> int | None:
 
 @router.post(
     "/next-char",
-    dependencies=[Depends(require_json)],
     response_model=NextCharResponse,
     summary="Next-character distribution",
 )
-def next_char(req: NextCharRequest, model: ModelDep, settings: SettingsDep) -> NextCharResponse:
-    raise_if_errors(
-        [
-            *limit_errors(len(req.prefix), settings.max_length, ["prefix"], "the prefix length"),
-            *text_errors(model, req.prefix, ["prefix"]),
-        ]
-    )
-    probs = model.next_char_distribution(req.prefix).tolist()
+async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
+    model, settings = service.model, service.settings
+    raise_if_errors([
+        *limit_errors(len(req.prefix), settings.max_length, ["prefix"], "the prefix length"),
+        *text_errors(model, req.prefix, ["prefix"]),
+    ])  # fmt: skip
+    probs = await run_model(model, True, lambda: model.next_char_distribution(req.prefix).tolist())
     ranked = sorted(zip(model.vocab.alphabet, probs, strict=True), key=lambda cp: -cp[1])
-    return NextCharResponse(
-        prefix=model.normalise(req.prefix),
-        distribution=[CharProb(char=c, prob=p) for c, p in ranked],
-    )
+    return JSONBytes({
+        "prefix": model.normalise(req.prefix),
+        "distribution": [{"char": c, "prob": p} for c, p in ranked],
+    })  # fmt: skip
 
 
-@router.post(
-    "/loss",
-    dependencies=[Depends(require_json)],
-    response_model=WordLoss | BatchLoss,
-    summary="Score a name (or many)",
-)
-def loss(req: LossRequest, model: ModelDep, settings: SettingsDep) -> WordLoss | BatchLoss:
+@router.post("/loss", response_model=WordLoss | BatchLoss, summary="Score a name (or many)")
+async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
+    model, settings = service.model, service.settings
     if req.word is not None:
         raise_if_errors(_word_errors(model, req.word, ["word"], settings.max_length))
-        return _word_loss(model.word_losses([req.word])[0])
+        (score,) = await run_model(model, True, lambda: model.word_losses([req.word]))
+        return JSONBytes(_word_loss(score))
     words = req.words or []
     errors = limit_errors(len(words), settings.max_words, ["words"], "the number of words")
     for i, word in enumerate(words):
         errors += _word_errors(model, word, ["words", i], settings.max_length)
     raise_if_errors(errors)
-    results = [_word_loss(score) for score in model.word_losses(words)]
-    predictions = sum(len(r.chars) for r in results)
-    mean = sum(c.nll for r in results for c in r.chars) / predictions
-    return BatchLoss(results=results, mean_loss=mean, perplexity=math.exp(mean), predictions=predictions)
+    return JSONBytes(
+        await run_model(model, len(words) <= INLINE_MAX_WORDS, lambda: _batch_loss(model.word_losses(words)))
+    )
 
 
 def _word_errors(model: LanguageModel, word: str, loc: list[str | int], max_length: int) -> list[dict]:
     return [*limit_errors(len(word), max_length, loc, "the word length"), *text_errors(model, word, loc)]
 
 
-def _word_loss(score: WordScore) -> WordLoss:
-    return WordLoss(
-        word=score.word,
-        loss=score.loss,
-        perplexity=score.perplexity,
-        chars=[
-            CharScore(char=c, prob=p, nll=n)
-            for c, p, n in zip(score.targets, score.probs, score.nlls, strict=True)
-        ],
-    )
+def _word_loss(score: WordScore) -> dict[str, Any]:
+    return {
+        "word": score.word,
+        "loss": score.loss,
+        "perplexity": score.perplexity,
+        "chars": [{"char": c, "prob": p, "nll": n}
+                  for c, p, n in zip(score.targets, score.probs, score.nlls, strict=True)],
+    }  # fmt: skip
+
+
+def _batch_loss(scores: list[WordScore]) -> dict[str, Any]:
+    nlls = [nll for score in scores for nll in score.nlls]
+    mean = sum(nlls) / len(nlls)
+    return {
+        "results": [_word_loss(score) for score in scores],
+        "mean_loss": mean,
+        "perplexity": math.exp(mean),
+        "predictions": len(nlls),
+    }

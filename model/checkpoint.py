@@ -8,10 +8,10 @@ config, alphabet, metrics, data provenance and the training arguments.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,7 @@ class UnsupportedVersionError(CheckpointError):
 
 def word_hash(word: str) -> int:
     """A stable signed 64-bit hash of `word` (blake2b), for exact membership tests."""
-    digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    return int.from_bytes(blake2b(word.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 def hash_words(words: Iterable[str]) -> torch.Tensor:

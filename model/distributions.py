@@ -35,8 +35,8 @@ class ContextTable:
     """Every context's log-probabilities, computed once by `forward`, looked up by context code.
 
     A context's code is its ids read as a base-vocab_size number: appending id j to the context
-    with code c gives code (c * V + j) % V**block_size. Rows are also kept as Python lists, so the
-    per-character loops of small requests index them without numpy's per-call overhead.
+    with code c gives code (c * V + j) % V**block_size. Log-probabilities are also kept as Python
+    lists, so scoring a few words indexes them without numpy's per-call overhead.
     """
 
     def __init__(self, forward: ForwardPass, block_size: int) -> None:
@@ -46,15 +46,6 @@ class ContextTable:
         self.table = forward.log_probs(np.ascontiguousarray(every_context, dtype=np.int64))
         self.cdf_table = cdf_from_log_probs(self.table)
         self.log_prob_rows: list[list[float]] = self.table.tolist()
-        self.cdf_rows: list[list[float]] = self.cdf_table.tolist()
-        self._cdf_rows_without_end: dict[int, list[float]] = {}
-
-    def cdf_row_without_end(self, code: int) -> list[float]:
-        """The CDF row of `code` conditioned on not ending (memoised: names never start empty)."""
-        if code not in self._cdf_rows_without_end:
-            row = cdf_from_log_probs(self.table[code : code + 1], forbid=0)[0].tolist()
-            self._cdf_rows_without_end[code] = row
-        return self._cdf_rows_without_end[code]
 
     def code(self, context: list[int]) -> int:
         code = 0

@@ -8,7 +8,6 @@ is small enough (exactly the forward pass's numbers), else from the forward pass
 from __future__ import annotations
 
 import math
-import random
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,9 @@ from model.checkpoint import Checkpoint, load_checkpoint, word_hash
 from model.data import build_windows
 from model.device import resolve_device
 from model.distributions import DEFAULT_MAX_TABLE_ENTRIES, ContextTable, build_source
+from model.kernels import sample_table
 from model.mlp import count_parameters
-from model.sampler import (
-    ForwardSteps,
-    Shaping,
-    TableSteps,
-    sample_rows_python,
-    sample_rows_vectorised,
-)
+from model.sampler import decode_rows, sample_forward
 from model.vocab import BOUNDARY
 
 
@@ -51,10 +45,6 @@ class WordScore:
 
 
 class LanguageModel:
-    # Up to this many names, a per-row Python loop over the table beats array operations, whose
-    # per-call overhead is paid every step (measured by bench/run.py; see bench/RESULTS.md).
-    python_sampling_max_n = 32
-
     def __init__(
         self,
         checkpoint: Checkpoint,
@@ -137,29 +127,45 @@ class LanguageModel:
         max_length: int = 32,
         seed: int | None = None,
     ) -> list[str]:
-        """Sample `n` names starting with `prefix`, all rows advancing together one char a step.
+        """Sample `n` names starting with `prefix` (see `sample_scored`)."""
+        return [name for name, _ in self.sample_scored(n, temperature, top_k, prefix, max_length, seed)]
 
-        Names are never empty: with an empty prefix the end token cannot be drawn first (exact
-        conditioning on length >= 1). A name that has not ended after `max_length` characters is
-        cut there.
+    def sample_scored(
+        self,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        prefix: str = "",
+        max_length: int = 32,
+        seed: int | None = None,
+    ) -> list[tuple[str, float]]:
+        """Sample `n` (name, loss) pairs starting with `prefix`, all rows advancing together.
+
+        The loss is the model's own mean NLL of the name (as `word_losses` gives it), whatever
+        the temperature or top_k it was drawn with. Names are never empty: with an empty prefix
+        the end token cannot be drawn first (exact conditioning on length >= 1). A name that has
+        not ended after `max_length` characters is cut there.
         """
         prefix = self.normalise(prefix)
         self._check_sampling(n, temperature, top_k, prefix, max_length)
-        shaping = Shaping(temperature, top_k, forbid_end_first=not prefix)
-        args = (
-            n,
-            self._context(prefix),
-            max_length - len(prefix),
-            random.Random(seed if seed is not None else secrets.randbits(64)),
-        )
-        if not isinstance(self.source, ContextTable):
-            rows = sample_rows_vectorised(ForwardSteps(self.source, shaping), *args)
-        elif n <= self.python_sampling_max_n:
-            rows = sample_rows_python(self.source, *args, shaping)
+        context, steps = self._context(prefix), max_length - len(prefix)
+        seed64 = np.uint64(seed if seed is not None else secrets.randbits(64))
+        if isinstance(self.source, ContextTable):
+            table = self.source
+            ids, lengths, sums = sample_table(
+                table.table, table.cdf_table, table.code(context), n, steps, seed64,
+                float(temperature), top_k or 0, not prefix,
+            )  # fmt: skip
         else:
-            rows = sample_rows_vectorised(TableSteps(self.source, shaping), *args)
-        alphabet = self.vocab.alphabet
-        return [prefix + "".join([alphabet[i] for i in row]) for row in rows]
+            ids, lengths, sums = sample_forward(
+                self.source, n, context, steps, seed64, temperature, top_k, forbid_end_first=not prefix
+            )
+        prefix_sum = sum(self._target_log_probs([prefix])[:-1]) if prefix else 0.0
+        texts = decode_rows(self.vocab.alphabet, ids, lengths)
+        return [
+            (prefix + text, -(prefix_sum + lp) / (len(prefix) + len(text) + 1))
+            for text, lp in zip(texts, sums.tolist(), strict=True)
+        ]
 
     def _check_sampling(self, n: int, temperature: float, top_k: int | None, prefix: str, max_length: int):
         if n < 1:
@@ -175,3 +181,8 @@ class LanguageModel:
     def is_known_word(self, word: str) -> bool:
         """Whether `word` is in the word list this checkpoint was trained from (any split)."""
         return word_hash(self.normalise(word)) in self._known_hashes
+
+    def are_known_names(self, names: list[str]) -> list[bool]:
+        """`is_known_word` for names as the model writes them (already normalised), in bulk."""
+        known = self._known_hashes
+        return [word_hash(name) in known for name in names]

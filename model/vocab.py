@@ -24,6 +24,7 @@ class Vocab:
 
     alphabet: str
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    lowercases_input: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.alphabet.startswith(BOUNDARY) or self.alphabet.count(BOUNDARY) != 1:
@@ -31,6 +32,8 @@ class Vocab:
         if len(set(self.alphabet)) != len(self.alphabet):
             raise ValueError("alphabet holds a character twice")
         object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.alphabet)})
+        # input is lowercased exactly when the alphabet has no uppercase letters
+        object.__setattr__(self, "lowercases_input", not any(c.isupper() for c in self.alphabet))
 
     @classmethod
     def from_words(cls, words: Iterable[str]) -> Vocab:
@@ -45,11 +48,6 @@ class Vocab:
     @property
     def size(self) -> int:
         return len(self.alphabet)
-
-    @property
-    def lowercases_input(self) -> bool:
-        """Input is lowercased exactly when the alphabet has no uppercase letters."""
-        return not any(c.isupper() for c in self.alphabet)
 
     def normalise(self, text: str) -> str:
         """Strip surrounding whitespace; lowercase when the alphabet has no uppercase letters."""

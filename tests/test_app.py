@@ -7,8 +7,18 @@ import httpx
 import pytest
 
 from app.main import create_app
+from app.schemas import BatchLoss, ModelInfo, NextCharResponse, SampleResponse, WordLoss
 from model.checkpoint import load_checkpoint
 from tests.conftest import DEFAULT_CHECKPOINT
+
+
+def test_responses_match_their_documented_models(client):
+    """Routes skip FastAPI's response re-validation for speed; the documented schemas must hold."""
+    SampleResponse.model_validate(client.post("/sample", json={"n": 3, "novel": True}).json())
+    NextCharResponse.model_validate(client.post("/next-char", json={"prefix": "a"}).json())
+    WordLoss.model_validate(client.post("/loss", json={"word": "ann"}).json())
+    BatchLoss.model_validate(client.post("/loss", json={"words": ["ann", "bo"]}).json())
+    ModelInfo.model_validate(client.get("/model").json())
 
 
 def test_health_and_model(client):
