@@ -76,8 +76,9 @@ def train_loop(
 ) -> History:
     """Run minibatch SGD in place on `model`; record every step's loss and periodic val loss."""
     device = x_train.device
-    losses = torch.empty(schedule.steps)
-    history = History(losses)
+    losses: list[torch.Tensor] = []  # this block's detached scalars: no sync, no copy per step
+    blocks: list[torch.Tensor] = []  # every 1,000 steps the block is stacked into one tensor
+    history = History(torch.empty(0))
     params = list(model.parameters())
     started = time.perf_counter()
     bar = tqdm(total=schedule.steps, desc=desc, disable=not progress, unit="step", mininterval=0.5)
@@ -90,18 +91,22 @@ def train_loop(
         loss.backward()
         with torch.no_grad():
             torch._foreach_add_(params, [p.grad for p in params], alpha=-schedule.lr_at(step))
-        losses[step] = loss.detach()
+        losses.append(loss.detach())
         done = step + 1
+        if len(losses) == 1000 or done == schedule.steps:
+            blocks.append(torch.stack(losses))
+            losses = []
         if x_val is not None and (done % eval_every == 0 or done == schedule.steps):
             history.val_points.append((done, evaluate(model, x_val, y_val)))
         if progress and (done % 1000 == 0 or done == schedule.steps):
             bar.update(done - bar.n)
-            postfix = {"loss": f"{losses[max(0, done - 1000) : done].mean():.4f}"}
+            postfix = {"loss": f"{blocks[-1].mean():.4f}"}
             if history.val_points:
                 postfix["val"] = f"{history.val_points[-1][1]:.4f}"
             bar.set_postfix(postfix)
     bar.close()
     model.eval()
+    history.step_losses = torch.cat(blocks).cpu() if blocks else torch.empty(0)
     history.wall_seconds = time.perf_counter() - started
     return history
 
