@@ -18,9 +18,8 @@ COPY model ./model
 RUN pip install .
 
 COPY weights ./weights
-# Compile the numba kernels into the image (the non-root user cannot write their cache).
-RUN python -c "from model.inference import LanguageModel as M; M.from_checkpoint('weights/names-mlp.safetensors', device='cpu').sample(1)" \
-    && useradd --create-home --uid 10001 namegen
+
+RUN useradd --create-home --uid 10001 namegen
 USER 10001
 
 ENV NAMEGEN_HOST=0.0.0.0 \

@@ -35,17 +35,30 @@ class ContextTable:
     """Every context's log-probabilities, computed once by `forward`, looked up by context code.
 
     A context's code is its ids read as a base-vocab_size number: appending id j to the context
-    with code c gives code (c * V + j) % V**block_size. Log-probabilities are also kept as Python
-    lists, so scoring a few words indexes them without numpy's per-call overhead.
+    with code c gives code (c * V + j) % V**block_size.
     """
+
+    chunk = 4096  # contexts per forward pass while building: bounds the peak memory
 
     def __init__(self, forward: ForwardPass, block_size: int) -> None:
         v = self.vocab_size = forward.vocab_size
         self.contexts = v**block_size
-        every_context = np.indices((v,) * block_size).reshape(block_size, -1).T
-        self.table = forward.log_probs(np.ascontiguousarray(every_context, dtype=np.int64))
+        every_context = np.ascontiguousarray(np.indices((v,) * block_size).reshape(block_size, -1).T)
+        self.table = np.concatenate([
+            forward.log_probs(every_context[start : start + self.chunk])
+            for start in range(0, self.contexts, self.chunk)
+        ])  # fmt: skip
         self.cdf_table = cdf_from_log_probs(self.table)
-        self.log_prob_rows: list[list[float]] = self.table.tolist()
+        self.cdf_rows: list[list[float]] = self.cdf_table.tolist()  # for loops over a few names
+        self._first_rows: dict[tuple[int, bool], list[float]] = {}
+
+    def first_cdf_row(self, code: int, forbid_end: bool) -> list[float]:
+        """The CDF row that starts names after context `code`, without the end token on request
+        (memoised: every call with the same prefix starts alike)."""
+        if (code, forbid_end) not in self._first_rows:
+            row = cdf_from_log_probs(self.table[code : code + 1], forbid=0 if forbid_end else None)
+            self._first_rows[code, forbid_end] = row[0].tolist()
+        return self._first_rows[code, forbid_end]
 
     def code(self, context: list[int]) -> int:
         code = 0

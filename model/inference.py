@@ -19,9 +19,14 @@ from model.checkpoint import Checkpoint, load_checkpoint, word_hash
 from model.data import build_windows
 from model.device import resolve_device
 from model.distributions import DEFAULT_MAX_TABLE_ENTRIES, ContextTable, build_source
-from model.kernels import sample_table
 from model.mlp import count_parameters
-from model.sampler import decode_rows, sample_forward
+from model.sampler import (
+    ForwardSteps,
+    Shaping,
+    TableSteps,
+    sample_rows_python,
+    sample_rows_vectorised,
+)
 from model.vocab import BOUNDARY
 
 
@@ -45,6 +50,10 @@ class WordScore:
 
 
 class LanguageModel:
+    # Up to this many names a plain loop over rows beats array operations, whose per-call overhead
+    # is paid at every step (measured by bench/run.py, see bench/RESULTS.md)
+    python_sampling_max_n = 128
+
     def __init__(
         self,
         checkpoint: Checkpoint,
@@ -110,11 +119,11 @@ class LanguageModel:
         if not isinstance(table, ContextTable):
             x, y = build_windows(words, self.vocab, self.config.block_size)
             return self.source.log_probs(x.numpy())[np.arange(len(y)), y.numpy()].tolist()
-        rows, out = table.log_prob_rows, []
+        log_prob, out = table.table.item, []
         for word in words:
             code = 0
             for idx in [*self.vocab.encode(word), 0]:
-                out.append(rows[code][idx])
+                out.append(log_prob(code, idx))
                 code = table.next_code(code, idx)
         return out
 
@@ -149,22 +158,19 @@ class LanguageModel:
         prefix = self.normalise(prefix)
         self._check_sampling(n, temperature, top_k, prefix, max_length)
         context, steps = self._context(prefix), max_length - len(prefix)
-        seed64 = np.uint64(seed if seed is not None else secrets.randbits(64))
-        if isinstance(self.source, ContextTable):
-            table = self.source
-            ids, lengths, sums = sample_table(
-                table.table, table.cdf_table, table.code(context), n, steps, seed64,
-                float(temperature), top_k or 0, not prefix,
-            )  # fmt: skip
+        seed = seed if seed is not None else secrets.randbits(64)
+        shaping = Shaping(temperature, top_k, forbid_end_first=not prefix)
+        args = (self.vocab.alphabet, n, context, steps, seed)
+        if not isinstance(self.source, ContextTable):
+            texts, sums = sample_rows_vectorised(ForwardSteps(self.source, shaping), *args)
+        elif n <= self.python_sampling_max_n:
+            texts, sums = sample_rows_python(self.source, *args, shaping)
         else:
-            ids, lengths, sums = sample_forward(
-                self.source, n, context, steps, seed64, temperature, top_k, forbid_end_first=not prefix
-            )
+            texts, sums = sample_rows_vectorised(TableSteps(self.source, shaping), *args)
         prefix_sum = sum(self._target_log_probs([prefix])[:-1]) if prefix else 0.0
-        texts = decode_rows(self.vocab.alphabet, ids, lengths)
         return [
             (prefix + text, -(prefix_sum + lp) / (len(prefix) + len(text) + 1))
-            for text, lp in zip(texts, sums.tolist(), strict=True)
+            for text, lp in zip(texts, sums, strict=True)
         ]
 
     def _check_sampling(self, n: int, temperature: float, top_k: int | None, prefix: str, max_length: int):

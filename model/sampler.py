@@ -1,61 +1,183 @@
-"""Sampling names by inverse-CDF draws, two implementations of one procedure.
+"""Sampling names by inverse-CDF draws: one procedure, implemented for small and for large n.
 
-For a draw u in (0, 1] the next id is the first whose cumulative (shaped) probability reaches u.
-A row ends at the end token (id 0, not counted) or after `steps` ids. Each row also sums the
-UNSHAPED model's log-probability of every prediction, the end token included (also for a row cut
-at `steps`), so a name's loss comes with it, equal to what `word_losses` would say.
+For a draw u in (0, 1] the next id is the first whose cumulative (shaped) probability reaches u
+(bisect_left). A row ends at the end token (id 0, not counted) or after `steps` ids. Each row also
+sums the UNSHAPED model's log-probability of every prediction, the end token included (also for a
+row cut at `steps`), so a name's loss comes with it, equal to what `word_losses` would say.
 
-- `model.kernels.sample_table`: a compiled row-by-row loop over the context table (all the
-  model's distributions, precomputed): microseconds for one name, millions of names a second.
-- `sample_forward`: all rows advance together, one batched forward pass per character position,
-  for models too big for a table.
-Row r of a call draws from its own random stream (`model.kernels`), so both give the same names
-for the same seed; the same seed and request always give the same names.
+Draw t of row r is `uniforms(seed, r, t)`, a counter-based hash, so it does not depend on the
+order rows and steps are visited in, and every implementation returns the same names:
+- `sample_rows_python`: one name after the other, reading the table's CDF rows as Python lists;
+  no per-call overhead, so a few names cost microseconds;
+- `sample_rows_vectorised`: all rows advance together, one position per step, as array operations
+  over the unfinished rows: `TableSteps` gathers from the table (many names), `ForwardSteps` runs
+  one batched forward pass per step (models too big for a table).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from typing import Protocol
+
 import numpy as np
 
-from model.distributions import ForwardPass, cdf_from_log_probs
-from model.kernels import draw_uniforms, row_states
+from model.distributions import ContextTable, ForwardPass, cdf_from_log_probs
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_MAX_STEPS = np.uint64(1 << 16)  # draws per row the counter leaves room for
 
 
-def sample_forward(
-    source: ForwardPass,
-    n: int,
-    context: list[int],
-    steps: int,
-    seed: np.uint64,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    forbid_end_first: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ids[n, steps], lengths[n] and summed log-probabilities[n], as `kernels.sample_table`."""
+def uniforms(seed: int, rows: np.ndarray, step: np.ndarray | int) -> np.ndarray:
+    """Draws in (0, 1] for (row, step) pairs: the SplitMix64 finaliser of a per-draw counter."""
+    counter = np.asarray(rows, dtype=np.uint64) * _MAX_STEPS + np.asarray(step, dtype=np.uint64)
+    z = np.uint64(seed) + (counter + np.uint64(1)) * _GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return 1.0 - (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+class Shaping:
+    """Temperature, top-k and 'no end token first': how raw distributions become CDFs."""
+
+    def __init__(self, temperature: float = 1.0, top_k: int | None = None, forbid_end_first: bool = False):
+        self.temperature = temperature
+        self.top_k = top_k
+        self.forbid_end_first = forbid_end_first
+        self.plain = temperature == 1.0 and top_k is None
+
+    def cdf(self, log_probs: np.ndarray, first_step: bool) -> np.ndarray:
+        forbid = 0 if first_step and self.forbid_end_first else None
+        return cdf_from_log_probs(log_probs, self.temperature, self.top_k, forbid)
+
+
+Sampled = tuple[list[str], list[float]]  # each row's characters, and its summed log-probabilities
+
+
+def sample_rows_python(
+    table: ContextTable, alphabet: str, n: int, context: list[int], steps: int, seed: int, shaping: Shaping
+) -> Sampled:
+    """Names one after the other, reading the table's rows as Python lists."""
+    rows_cdf: dict[int, list[float]] = {}  # with temperature/top_k: the shaped rows met so far
+
+    def cdf_row(code: int) -> list[float]:
+        if shaping.plain:
+            return table.cdf_rows[code]
+        if code not in rows_cdf:
+            rows_cdf[code] = shaping.cdf(table.table[code : code + 1], False)[0].tolist()
+        return rows_cdf[code]
+
+    start = table.code(context)
+    if shaping.plain:
+        first = table.first_cdf_row(start, shaping.forbid_end_first)
+    else:
+        first = shaping.cdf(table.table[start : start + 1], True)[0].tolist()
+    draws = uniforms(seed, np.arange(n)[:, None], np.arange(steps)[None, :]).tolist()
+    log_prob, v, contexts = table.table.item, table.vocab_size, table.contexts
+    texts, sums = [], []
+    for row_draws in draws:
+        code, cdf, lp, chars = start, first, 0.0, []
+        for u in row_draws:
+            idx = bisect_left(cdf, u)
+            lp += log_prob(code, idx)
+            if not idx:
+                break
+            chars.append(alphabet[idx])
+            code = (code * v + idx) % contexts
+            cdf = cdf_row(code)
+        else:  # cut at `steps`: score the end token too
+            lp += log_prob(code, 0)
+        texts.append("".join(chars))
+        sums.append(lp)
+    return texts, sums
+
+
+class StepDistributions(Protocol):
+    """What the vectorised loop needs about the unfinished rows' states."""
+
+    def start(self, context: list[int]) -> np.ndarray: ...
+
+    def cdf(self, state: np.ndarray, first_step: bool) -> np.ndarray: ...
+
+    def log_prob(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray: ...
+
+    def advance(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray: ...
+
+
+class TableSteps:
+    """Steps gathered from the context table. State: each row's context code."""
+
+    def __init__(self, table: ContextTable, shaping: Shaping) -> None:
+        self.table, self.shaping = table, shaping
+
+    def start(self, context: list[int]) -> np.ndarray:
+        return np.array([self.table.code(context)], dtype=np.int64)
+
+    def cdf(self, state: np.ndarray, first_step: bool) -> np.ndarray:
+        if self.shaping.plain and not first_step:
+            return self.table.cdf_table[state]
+        return self.shaping.cdf(self.table.table[state], first_step)
+
+    def log_prob(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Unshaped log p(ids | state), row by row (a one-row state serves every row)."""
+        return self.table.table[state, ids]
+
+    def advance(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return (state * self.table.vocab_size + ids) % self.table.contexts
+
+
+class ForwardSteps:
+    """Steps through the forward pass. State: each row's context ids, int64[rows, block_size]."""
+
+    def __init__(self, source: ForwardPass, shaping: Shaping) -> None:
+        self.source, self.shaping = source, shaping
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (state, its log-probs)
+
+    def start(self, context: list[int]) -> np.ndarray:
+        return np.array([context], dtype=np.int64)
+
+    def _log_probs(self, state: np.ndarray) -> np.ndarray:
+        if self._last is None or self._last[0] is not state:
+            self._last = (state, self.source.log_probs(state))
+        return self._last[1]
+
+    def cdf(self, state: np.ndarray, first_step: bool) -> np.ndarray:
+        return self.shaping.cdf(self._log_probs(state), first_step)
+
+    def log_prob(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(ids)) if len(state) > 1 else np.zeros(len(ids), dtype=np.int64)
+        return self._log_probs(state)[rows, ids]
+
+    def advance(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return np.concatenate([state[:, 1:], ids[:, None]], axis=1)
+
+
+def sample_rows_vectorised(
+    steps_source: StepDistributions, alphabet: str, n: int, context: list[int], steps: int, seed: int
+) -> Sampled:
+    """All rows advance together, one character position per step, as array operations."""
     ids = np.zeros((n, steps), dtype=np.int64)
     lengths = np.full(n, steps, dtype=np.int64)
     sums = np.zeros(n)
     rows = np.arange(n)
-    states = row_states(seed, rows)
-    contexts = np.array([context], dtype=np.int64)  # one row: every name shares the first context
+    state = steps_source.start(context)  # one row: every name shares the first context
     for t in range(steps):
-        log_probs = source.log_probs(contexts)
-        forbid = 0 if t == 0 and forbid_end_first else None
-        cdf = cdf_from_log_probs(log_probs, temperature, top_k, forbid)
-        nxt = (cdf < draw_uniforms(states)[:, None]).sum(axis=1)  # bisect_left, row by row
+        cdf = steps_source.cdf(state, t == 0)
+        nxt = (cdf < uniforms(seed, rows, t)[:, None]).sum(axis=1)  # bisect_left, row by row
+        sums[rows] += steps_source.log_prob(state, nxt)
         if t == 0:
-            log_probs, contexts = np.repeat(log_probs, n, axis=0), np.repeat(contexts, n, axis=0)
-        sums[rows] += log_probs[np.arange(len(rows)), nxt]
+            state = np.repeat(state, n, axis=0)
         ids[rows, t] = nxt
         going = nxt != 0
         lengths[rows[~going]] = t
-        rows, states, nxt = rows[going], states[going], nxt[going]
+        rows, state = rows[going], steps_source.advance(state[going], nxt[going])
         if not len(rows):
             break
-        contexts = np.concatenate([contexts[going, 1:], nxt[:, None]], axis=1)
-    else:  # rows cut at `steps`: score the end token too
-        sums[rows] += source.log_probs(contexts)[:, 0]
-    return ids, lengths, sums
+    else:  # rows cut at `steps`: score the end token too (state holds their last context)
+        sums[rows] += steps_source.log_prob(state, np.zeros(len(rows), dtype=np.int64))
+    return decode_rows(alphabet, ids, lengths), sums.tolist()
 
 
 def decode_rows(alphabet: str, ids: np.ndarray, lengths: np.ndarray) -> list[str]:

@@ -48,6 +48,7 @@ class History:
     step_losses: torch.Tensor  # minibatch loss at every step
     val_points: list[tuple[int, float]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    val_seconds: list[float] = field(default_factory=list)  # training seconds (evals excluded) per val point
 
 
 @torch.inference_mode()
@@ -81,6 +82,7 @@ def train_loop(
     history = History(torch.empty(0))
     params = list(model.parameters())
     started = time.perf_counter()
+    eval_seconds = 0.0
     bar = tqdm(total=schedule.steps, desc=desc, disable=not progress, unit="step", mininterval=0.5)
     model.train()
     for step in range(schedule.steps):
@@ -97,7 +99,10 @@ def train_loop(
             blocks.append(torch.stack(losses))
             losses = []
         if x_val is not None and (done % eval_every == 0 or done == schedule.steps):
+            eval_started = time.perf_counter()
+            history.val_seconds.append(eval_started - started - eval_seconds)
             history.val_points.append((done, evaluate(model, x_val, y_val)))
+            eval_seconds += time.perf_counter() - eval_started
         if progress and (done % 1000 == 0 or done == schedule.steps):
             bar.update(done - bar.n)
             postfix = {"loss": f"{blocks[-1].mean():.4f}"}
