@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from app.batching import SampleBatcher
 from app.settings import Settings
 from model.inference import LanguageModel
 
@@ -17,6 +18,7 @@ class Service:
 
     model: LanguageModel
     settings: Settings
+    batcher: SampleBatcher
 
 
 async def get_service(request: Request) -> Service:

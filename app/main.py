@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from app.batching import SampleBatcher
 from app.deps import Service
 from app.errors import validation_error_handler
 from app.middleware import JSONBodiesOnly
@@ -53,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model.device,
         metrics.get("val_loss", float("nan")),
     )
-    app.state.service = Service(model, app.state.settings)
+    app.state.service = Service(model, app.state.settings, SampleBatcher(model))
     yield
     app.state.service = None
 

@@ -82,30 +82,38 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
         message = f"top_k must be at most the vocabulary size ({model.vocab.size})"
         errors.append(field_error(["top_k"], message, req.top_k))
     raise_if_errors(errors)
-    small = req.n * (2 if req.novel else 1) <= INLINE_MAX_NAMES
-    names = await run_model(model, small, lambda: _sample_and_score(model, req, settings.novel_max_rounds))
+    if req.novel or not model.uses_table:
+        small = req.n * (2 if req.novel else 1) <= INLINE_MAX_NAMES
+        rounds = settings.novel_max_rounds
+        names = await run_model(model, small, lambda: _sample_unbatched(model, req, rounds))
+    else:  # concurrent requests share one sampling pass, each still getting its own names
+        scored = await service.batcher.sample(
+            req.n, req.seed, (req.temperature, req.top_k, req.prefix, req.max_length)
+        )
+        names = _with_novelty(model, scored)
     return JSONBytes({"model": model.name, "names": names, "complete": len(names) == req.n})
 
 
-def _sample_and_score(model: LanguageModel, req: SampleRequest, max_rounds: int) -> list[dict[str, Any]]:
-    """n names with their losses; with `novel`, resample only the missing ones, for at most
-    `max_rounds` rounds."""
+def _with_novelty(model: LanguageModel, scored: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    known = model.are_known_names([name for name, _ in scored])
+    return [
+        {"name": name, "loss": loss, "novel": not is_known}
+        for (name, loss), is_known in zip(scored, known, strict=True)
+    ]
+
+
+def _sample_unbatched(model: LanguageModel, req: SampleRequest, max_rounds: int) -> list[dict[str, Any]]:
+    """n names with their losses, without batching; with `novel`, resample only the missing
+    ones, for at most `max_rounds` rounds."""
     kwargs = {"temperature": req.temperature, "top_k": req.top_k, "prefix": req.prefix,
               "max_length": req.max_length}  # fmt: skip
     if not req.novel:
-        scored = model.sample_scored(req.n, seed=req.seed, **kwargs)
-        known = model.are_known_names([name for name, _ in scored])
-        return [
-            {"name": name, "loss": loss, "novel": not is_known}
-            for (name, loss), is_known in zip(scored, known, strict=True)
-        ]
+        return _with_novelty(model, model.sample_scored(req.n, seed=req.seed, **kwargs))
     found: list[dict[str, Any]] = []
     for round_ in range(max_rounds):
         missing = req.n - len(found)
         batch = model.sample_scored(max(2 * missing, 16), seed=_round_seed(req.seed, round_), **kwargs)
-        known = model.are_known_names([name for name, _ in batch])
-        novel = [scored for scored, is_known in zip(batch, known, strict=True) if not is_known][:missing]
-        found += [{"name": name, "loss": loss, "novel": True} for name, loss in novel]
+        found += [entry for entry in _with_novelty(model, batch) if entry["novel"]][:missing]
         if len(found) == req.n:
             break
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from model.mlp import count_parameters
 from model.sampler import (
     ForwardSteps,
     Shaping,
+    StreamKeys,
     TableSteps,
     sample_rows_python,
     sample_rows_vectorised,
@@ -148,30 +150,47 @@ class LanguageModel:
         max_length: int = 32,
         seed: int | None = None,
     ) -> list[tuple[str, float]]:
-        """Sample `n` (name, loss) pairs starting with `prefix`, all rows advancing together.
+        """Sample `n` (name, loss) pairs starting with `prefix`.
 
         The loss is the model's own mean NLL of the name (as `word_losses` gives it), whatever
         the temperature or top_k it was drawn with. Names are never empty: with an empty prefix
         the end token cannot be drawn first (exact conditioning on length >= 1). A name that has
         not ended after `max_length` characters is cut there.
         """
+        return self.sample_scored_many([(n, seed)], temperature, top_k, prefix, max_length)[0]
+
+    def sample_scored_many(
+        self,
+        requests: list[tuple[int, int | None]],
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        prefix: str = "",
+        max_length: int = 32,
+    ) -> list[list[tuple[str, float]]]:
+        """`sample_scored` for several (n, seed) requests with the same settings, in one pass.
+
+        Each request gets exactly the names it would get alone.
+        """
         prefix = self.normalise(prefix)
-        self._check_sampling(n, temperature, top_k, prefix, max_length)
-        context, steps = self._context(prefix), max_length - len(prefix)
-        seed = seed if seed is not None else secrets.randbits(64)
+        for n, _ in requests:
+            self._check_sampling(n, temperature, top_k, prefix, max_length)
+        seeded = [(n, seed if seed is not None else secrets.randbits(64)) for n, seed in requests]
+        keys, total = StreamKeys.of_requests(seeded), sum(n for n, _ in seeded)
         shaping = Shaping(temperature, top_k, forbid_end_first=not prefix)
-        args = (self.vocab.alphabet, n, context, steps, seed)
+        args = (self.vocab.alphabet, keys, self._context(prefix), max_length - len(prefix))
         if not isinstance(self.source, ContextTable):
             texts, sums = sample_rows_vectorised(ForwardSteps(self.source, shaping), *args)
-        elif n <= self.python_sampling_max_n:
+        elif total <= self.python_sampling_max_n:
             texts, sums = sample_rows_python(self.source, *args, shaping)
         else:
             texts, sums = sample_rows_vectorised(TableSteps(self.source, shaping), *args)
         prefix_sum = sum(self._target_log_probs([prefix])[:-1]) if prefix else 0.0
-        return [
+        scored = [
             (prefix + text, -(prefix_sum + lp) / (len(prefix) + len(text) + 1))
             for text, lp in zip(texts, sums, strict=True)
         ]
+        bounds = np.cumsum([0] + [n for n, _ in seeded]).tolist()
+        return [scored[a:b] for a, b in pairwise(bounds)]
 
     def _check_sampling(self, n: int, temperature: float, top_k: int | None, prefix: str, max_length: int):
         if n < 1:

@@ -5,8 +5,10 @@ For a draw u in (0, 1] the next id is the first whose cumulative (shaped) probab
 sums the UNSHAPED model's log-probability of every prediction, the end token included (also for a
 row cut at `steps`), so a name's loss comes with it, equal to what `word_losses` would say.
 
-Draw t of row r is `uniforms(seed, r, t)`, a counter-based hash, so it does not depend on the
-order rows and steps are visited in, and every implementation returns the same names:
+Draw t of a row is `uniforms(seed, r, t)`, a counter-based hash of the row's stream key (the
+request's seed and the row's index in that request), so it does not depend on the order rows
+and steps are visited in, nor on which other requests' rows share the call: every
+implementation, alone or batched, returns the same names:
 - `sample_rows_python`: one name after the other, reading the table's CDF rows as Python lists;
   no per-call overhead, so a few names cost microseconds;
 - `sample_rows_vectorised`: all rows advance together, one position per step, as array operations
@@ -17,7 +19,7 @@ order rows and steps are visited in, and every implementation returns the same n
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -29,10 +31,24 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _MAX_STEPS = np.uint64(1 << 16)  # draws per row the counter leaves room for
 
 
-def uniforms(seed: int, rows: np.ndarray, step: np.ndarray | int) -> np.ndarray:
-    """Draws in (0, 1] for (row, step) pairs: the SplitMix64 finaliser of a per-draw counter."""
-    counter = np.asarray(rows, dtype=np.uint64) * _MAX_STEPS + np.asarray(step, dtype=np.uint64)
-    z = np.uint64(seed) + (counter + np.uint64(1)) * _GAMMA
+class StreamKeys(NamedTuple):
+    """Each row's random stream: its request's seed and its index within that request."""
+
+    seeds: np.ndarray  # uint64[n]
+    rows: np.ndarray  # uint64[n]
+
+    @classmethod
+    def of_requests(cls, requests: list[tuple[int, int]]) -> StreamKeys:
+        """Keys for the rows of several (n, seed) requests, one after the other."""
+        seeds = np.concatenate([np.full(n, seed, dtype=np.uint64) for n, seed in requests])
+        rows = np.concatenate([np.arange(n, dtype=np.uint64) for n, _ in requests])
+        return cls(seeds, rows)
+
+
+def uniforms(seeds: np.ndarray, rows: np.ndarray, step: np.ndarray | int) -> np.ndarray:
+    """Draws in (0, 1] for (stream, step) pairs: the SplitMix64 finaliser of a per-draw counter."""
+    counter = rows * _MAX_STEPS + np.asarray(step, dtype=np.uint64)
+    z = seeds + (counter + np.uint64(1)) * _GAMMA
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     z = z ^ (z >> np.uint64(31))
@@ -57,7 +73,7 @@ Sampled = tuple[list[str], list[float]]  # each row's characters, and its summed
 
 
 def sample_rows_python(
-    table: ContextTable, alphabet: str, n: int, context: list[int], steps: int, seed: int, shaping: Shaping
+    table: ContextTable, alphabet: str, keys: StreamKeys, context: list[int], steps: int, shaping: Shaping
 ) -> Sampled:
     """Names one after the other, reading the table's rows as Python lists."""
     rows_cdf: dict[int, list[float]] = {}  # with temperature/top_k: the shaped rows met so far
@@ -74,7 +90,8 @@ def sample_rows_python(
         first = table.first_cdf_row(start, shaping.forbid_end_first)
     else:
         first = shaping.cdf(table.table[start : start + 1], True)[0].tolist()
-    draws = uniforms(seed, np.arange(n)[:, None], np.arange(steps)[None, :]).tolist()
+    step_ids = np.arange(steps, dtype=np.uint64)[None, :]
+    draws = uniforms(keys.seeds[:, None], keys.rows[:, None], step_ids).tolist()
     log_prob, v, contexts = table.table.item, table.vocab_size, table.contexts
     texts, sums = [], []
     for row_draws in draws:
@@ -155,9 +172,10 @@ class ForwardSteps:
 
 
 def sample_rows_vectorised(
-    steps_source: StepDistributions, alphabet: str, n: int, context: list[int], steps: int, seed: int
+    steps_source: StepDistributions, alphabet: str, keys: StreamKeys, context: list[int], steps: int
 ) -> Sampled:
     """All rows advance together, one character position per step, as array operations."""
+    n = len(keys.seeds)
     ids = np.zeros((n, steps), dtype=np.int64)
     lengths = np.full(n, steps, dtype=np.int64)
     sums = np.zeros(n)
@@ -165,7 +183,8 @@ def sample_rows_vectorised(
     state = steps_source.start(context)  # one row: every name shares the first context
     for t in range(steps):
         cdf = steps_source.cdf(state, t == 0)
-        nxt = (cdf < uniforms(seed, rows, t)[:, None]).sum(axis=1)  # bisect_left, row by row
+        draws = uniforms(keys.seeds[rows], keys.rows[rows], t)
+        nxt = (cdf < draws[:, None]).sum(axis=1)  # bisect_left, row by row
         sums[rows] += steps_source.log_prob(state, nxt)
         if t == 0:
             state = np.repeat(state, n, axis=0)

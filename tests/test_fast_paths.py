@@ -149,3 +149,14 @@ def test_sampled_losses_equal_word_losses(samplers, path, kwargs):
     scored = model.sample_scored(200, seed=5, **kwargs)
     expected = [score.loss for score in model.word_losses([name for name, _ in scored])]
     assert [loss for _, loss in scored] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("path", ["table-python", "table-vectorised", "forward"])
+def test_requests_sampled_together_get_the_names_they_get_alone(samplers, path):
+    model = samplers[path]
+    requests = [(5, 1), (40, 2), (1, 1), (17, 123456789)]
+    together = model.sample_scored_many(requests, temperature=1.3, prefix="k", max_length=12)
+    alone = [model.sample_scored(n, temperature=1.3, prefix="k", max_length=12, seed=s) for n, s in requests]
+    for got, expected in zip(together, alone, strict=True):
+        assert [name for name, _ in got] == [name for name, _ in expected]
+        assert [loss for _, loss in got] == pytest.approx([loss for _, loss in expected], abs=1e-12)

@@ -1,0 +1,298 @@
+"""Measure the service against its ceilings in one run; write RESULTS.md and results.json.
+
+    python -m bench.run            # or `make bench`; about 3 minutes
+    python -m bench.run --seconds 1 --train-steps 200 --out /tmp/bench   # a quick smoke run
+
+Timings on shared machines are noisy: every figure here is a median or a ratio measured in this
+one run, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+from bench.http_load import run_wrk
+from bench.sampling import measure as measure_sampling
+from bench.training import notebook_loop, project_loop
+from model.data import build_windows, read_words, split_words
+from model.inference import LanguageModel
+from model.mlp import MLPConfig
+from model.vocab import Vocab
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "weights" / "names-mlp.safetensors"
+REFERENCE_WORDS = ROOT.parent / "shared" / "data" / "names.txt"
+
+
+def scoring_words(count: int, seed: int = 0) -> list[str]:
+    """Made-up lowercase words (not the reference list) for /loss bodies."""
+    rng = random.Random(seed)
+    return [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 10)))
+        for _ in range(count)
+    ]
+
+
+ENDPOINTS: list[tuple[str, str, dict | None]] = [
+    ("bare", "/bare", {"n": 1}),
+    ("sample n=1", "/sample", {"n": 1}),
+    ("sample n=100", "/sample", {"n": 100}),
+    ("next-char", "/next-char", {"prefix": "emm"}),
+    ("loss 1 word", "/loss", {"word": "emma"}),
+    ("loss 1,000 words", "/loss", {"words": scoring_words(1000)}),
+]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "NAMEGEN_PORT": str(port), "NAMEGEN_HOST": "127.0.0.1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.server"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("benchmark server exited during start-up")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("benchmark server did not become healthy within 60 s")
+
+
+def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:
+    """Let the server finish the backlog of the last cell, so it does not leak into the next."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        with contextlib.suppress(httpx.TransportError):
+            client.get("/health", timeout=limit_s)
+        if time.perf_counter() - start < 0.02:
+            return
+    raise RuntimeError(f"server still busy {limit_s} s after the load stopped")
+
+
+def measure_http(seconds: float, concurrencies: list[int], rounds: int) -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(port)
+    client = httpx.Client(base_url=base)
+    try:
+        for _, path, body in ENDPOINTS:  # warm-up: every code path once under load
+            run_wrk(base + path, body, 16, 1)
+            wait_until_idle(client)
+        memory = {"rss_mb_after_warmup": rss_mb(proc.pid)}
+        table: dict[str, dict[str, dict]] = {}
+        for name, path, body in [*ENDPOINTS, ("bare (again)", "/bare", {"n": 1})]:
+            table[name] = {}
+            for c in concurrencies:
+                table[name][str(c)] = run_wrk(base + path, body, c, seconds).as_dict()
+                wait_until_idle(client)
+                print(
+                    f"  {name:18s} c={c:<3d} {table[name][str(c)]['requests_per_second']:9.0f} req/s",
+                    file=sys.stderr,
+                )
+        memory["rss_mb_after_load"] = rss_mb(proc.pid)
+        memory["rss_mb_after_each_repeat"] = []
+        for _ in range(rounds):  # the same load again and again: RSS must not keep growing
+            for _, path, body in ENDPOINTS[1:]:
+                run_wrk(base + path, body, 16, max(1.0, seconds / 2))
+                wait_until_idle(client)
+            memory["rss_mb_after_each_repeat"].append(rss_mb(proc.pid))
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+    for c in map(str, concurrencies):
+        bare = statistics.mean(
+            [table["bare"][c]["requests_per_second"], table["bare (again)"][c]["requests_per_second"]]
+        )
+        for name in table:
+            table[name][c]["ratio_to_bare"] = table[name][c]["requests_per_second"] / bare
+    return {"endpoints": table, "memory": memory}
+
+
+def measure_training(steps: int, data: Path | None) -> dict:
+    words = read_words(data) if data else scoring_words(5000, seed=1)
+    vocab = Vocab.from_words(words)
+    splits = split_words(words, 42)
+    config = MLPConfig(vocab.size)
+    x, y = build_windows(splits.train, vocab, 3)
+    xv, yv = build_windows(splits.val, vocab, 3)
+    runs = {"project": [], "notebook": []}
+    for _ in range(2):  # alternate, so drift in machine load hits both alike
+        runs["project"].append(project_loop(x, y, xv, yv, config, steps, 128, seed=1))
+        runs["notebook"].append(notebook_loop(x, y, xv, yv, config, steps, 128, seed=1))
+    result = {"steps": steps, "batch_size": 128, "data": str(data) if data else "generated words"}
+    for name, pairs in runs.items():
+        result[name] = {"steps_per_s": statistics.median(p[0] for p in pairs), "val_loss": pairs[-1][1]}
+    result["speed_ratio"] = result["project"]["steps_per_s"] / result["notebook"]["steps_per_s"]
+    return result
+
+
+TARGETS = [
+    ("/sample n=1 at c=16 >= 0.7x bare", lambda r: _ratio(r, "sample n=1") >= 0.7),
+    ("/next-char at c=16 >= 0.7x bare", lambda r: _ratio(r, "next-char") >= 0.7),
+    ("/loss 1 word at c=16 >= 0.7x bare", lambda r: _ratio(r, "loss 1 word") >= 0.7),
+    ("/sample n=100 at c=16 >= 0.5x bare", lambda r: _ratio(r, "sample n=100") >= 0.5),
+    (
+        "/loss 1,000 words p50 < 50 ms (c=1)",
+        lambda r: (r["http"]["endpoints"]["loss 1,000 words"]["1"]["p50_ms"] or math.inf) < 50,
+    ),
+    ("sampler n=10,000 >= 100,000 names/s", lambda r: _sampling(r, 10_000)["sampler_names_per_s"] >= 100_000),
+    ("sampler n=10,000 >= 100x naive", lambda r: _sampling(r, 10_000)["speedup"] >= 100),
+    ("training steps/s >= notebook loop", lambda r: r["training"]["speed_ratio"] >= 1.0),
+    ("server RSS after load < 400 MB", lambda r: r["http"]["memory"]["rss_mb_after_load"] < 400),
+]
+
+
+def _ratio(results: dict, name: str) -> float:
+    return results["http"]["endpoints"][name]["16"]["ratio_to_bare"]
+
+
+def _sampling(results: dict, n: int) -> dict:
+    return next(row for row in results["sampling"] if row["n"] == n)
+
+
+def _ms(value: float | None) -> str:
+    return "none completed" if value is None else f"{value:.2f}"
+
+
+def render_markdown(results: dict) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{results['command']}`  ",
+        f"Machine: {results['machine']}  ",
+        f"Run: {results['date']}, {results['wall_seconds']:.0f} s in all. Load generator: wrk "
+        f"(1 thread, separate process), {results['seconds']} s per cell.",
+        "",
+    ]
+    http = results["http"]["endpoints"]
+    concurrencies = list(next(iter(http.values())))
+    lines += [
+        "## HTTP",
+        "",
+        "| endpoint | "
+        + " | ".join(f"c={c} req/s | c={c} x bare | c={c} p50 / p99 ms" for c in concurrencies)
+        + " |",
+        "| --- |" + " ---: | ---: | ---: |" * len(concurrencies),
+    ]
+    for name, cells in http.items():
+        row = [
+            f"{cells[c]['requests_per_second']:.0f} | {cells[c]['ratio_to_bare']:.2f} | "
+            f"{_ms(cells[c]['p50_ms'])} / {_ms(cells[c]['p99_ms'])}"
+            for c in concurrencies
+        ]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    mem = results["http"]["memory"]
+    lines += [
+        "",
+        "## Memory (server RSS, MB)",
+        "",
+        f"After warm-up {mem['rss_mb_after_warmup']:.0f}; after the load {mem['rss_mb_after_load']:.0f}; "
+        f"after each repeat of the load: {', '.join(f'{v:.0f}' for v in mem['rss_mb_after_each_repeat'])}.",
+        "",
+        "## In-process sampling (names/s, median)",
+        "",
+        "| n | sampler | naive loop | speed-up |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for row in results["sampling"]:
+        lines.append(
+            f"| {row['n']:,} | {row['sampler_names_per_s']:,.0f} | {row['naive_names_per_s']:,.0f} "
+            f"(timed on {row['naive_timed_on']}) | {row['speedup']:,.0f}x |"
+        )
+    t = results["training"]
+    lines += [
+        "",
+        f"## Training ({t['steps']} steps, batch {t['batch_size']}, {t['data']})",
+        "",
+        "| loop | steps/s (median of 2) | val loss after the steps |",
+        "| --- | ---: | ---: |",
+        f"| model.train | {t['project']['steps_per_s']:.0f} | {t['project']['val_loss']:.4f} |",
+        f"| notebook (plain tensors, randn init) | {t['notebook']['steps_per_s']:.0f} | "
+        f"{t['notebook']['val_loss']:.4f} |",
+        f"| ratio | {t['speed_ratio']:.2f}x | |",
+        "",
+        "## Targets",
+        "",
+        "| target | met |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in results["targets"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=5.0, help="duration of each HTTP load cell")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    p.add_argument("--repeats", type=int, default=3, help="repeated loads for the RSS growth check")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 10_000], help="sampling n values")
+    p.add_argument("--sample-budget", type=float, default=2.0, help="rough seconds per sampling size")
+    p.add_argument("--naive-cap", type=int, default=300, help="most names the naive loop is timed on")
+    p.add_argument("--train-steps", type=int, default=3000)
+    p.add_argument("--data", type=Path, default=REFERENCE_WORDS if REFERENCE_WORDS.is_file() else None)
+    p.add_argument("--out", type=Path, default=ROOT / "bench", help="folder for RESULTS.md, results.json")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    results: dict = {
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seconds": args.seconds,
+    }
+    print("HTTP ...", file=sys.stderr)
+    results["http"] = measure_http(args.seconds, args.concurrency, args.repeats)
+    print("sampling ...", file=sys.stderr)
+    model = LanguageModel.from_checkpoint(CHECKPOINT, device="cpu")
+    results["sampling"] = measure_sampling(model, tuple(args.sizes), args.naive_cap, args.sample_budget)
+    print("training ...", file=sys.stderr)
+    results["training"] = measure_training(args.train_steps, args.data)
+    results["wall_seconds"] = time.perf_counter() - started
+    results["targets"] = {}
+    for name, check in TARGETS:
+        try:
+            results["targets"][name] = bool(check(results))
+        except (KeyError, StopIteration):
+            results["targets"][name] = False  # not measured in this run (e.g. other sizes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "RESULTS.md").write_text(render_markdown(results))
+    print(render_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""A smoke run of the benchmark with tiny durations, so it cannot rot."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.http_load import wrk_path
+from bench.run import TARGETS, main
+
+
+@pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed (apt-get install wrk)")
+def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
+    args = ["--seconds", "1", "--concurrency", "1", "--repeats", "1", "--sizes", "1", "100",
+            "--train-steps", "40", "--sample-budget", "0.02", "--naive-cap", "3",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    endpoints = results["http"]["endpoints"]
+    assert set(endpoints) == {"bare", "sample n=1", "sample n=100", "next-char", "loss 1 word",
+                              "loss 1,000 words", "bare (again)"}  # fmt: skip
+    for cells in endpoints.values():
+        assert cells["1"]["requests"] > 0 and cells["1"]["requests_per_second"] > 0
+        assert cells["1"]["p50_ms"] <= cells["1"]["p99_ms"]
+    assert [row["n"] for row in results["sampling"]] == [1, 100]
+    assert all(row["sampler_names_per_s"] > 0 and row["naive_names_per_s"] > 0 for row in results["sampling"])
+    assert results["training"]["project"]["steps_per_s"] > 0
+    assert len(results["http"]["memory"]["rss_mb_after_each_repeat"]) == 1
+    assert set(results["targets"]) == {name for name, _ in TARGETS}
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "| sample n=100 |" in report and "## Targets" in report
