@@ -1,15 +1,19 @@
 """Micro-batching: /sample requests that arrive together share one sampling pass.
 
 A request queues its (n, seed) under its settings and waits. The first request of a loop turn
-schedules a flush with `call_soon`, so it runs once the requests already parsed in this turn have
-queued too: a lone request waits for nothing, concurrent ones are drawn in one array pass. Each
-request still gets exactly the names it would get alone (`LanguageModel.sample_scored_many`).
+schedules a flush as a task, which runs once the requests already parsed in this turn have queued
+too: a lone request waits for nothing, concurrent ones are drawn in one array pass. Each request
+still gets exactly the names it would get alone (`LanguageModel.sample_scored_many`). A batch of
+up to `inline_max_names` names is drawn on the event loop (microseconds to a millisecond); a
+bigger one in the thread pool, so it never holds up the loop for long.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+
+from starlette.concurrency import run_in_threadpool
 
 from model.inference import LanguageModel
 
@@ -18,28 +22,31 @@ Job = tuple[int, int | None, asyncio.Future]  # n, seed, where the names go
 
 
 class SampleBatcher:
-    def __init__(self, model: LanguageModel) -> None:
+    def __init__(self, model: LanguageModel, inline_max_names: int) -> None:
         self.model = model
+        self.inline_max_names = inline_max_names
         self.pending: defaultdict[Settings, list[Job]] = defaultdict(list)
-        self.flush_scheduled = False
+        self.flush_task: asyncio.Task | None = None
 
     async def sample(self, n: int, seed: int | None, settings: Settings) -> list[tuple[str, float]]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
         self.pending[settings].append((n, seed, future))
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            loop.call_soon(self.flush)
+        if self.flush_task is None:
+            self.flush_task = asyncio.create_task(self.flush())
         return await future
 
-    def flush(self) -> None:
-        pending, self.pending, self.flush_scheduled = self.pending, defaultdict(list), False
+    async def flush(self) -> None:
+        pending, self.pending, self.flush_task = self.pending, defaultdict(list), None
         for (temperature, top_k, prefix, max_length), jobs in pending.items():
+            requests = [(n, seed) for n, seed, _ in jobs]
+
+            def draw(requests=requests, args=(temperature, top_k, prefix, max_length)):
+                return self.model.sample_scored_many(requests, *args)
+
             try:
-                results = self.model.sample_scored_many(
-                    [(n, seed) for n, seed, _ in jobs], temperature, top_k, prefix, max_length
-                )
-            except Exception as exc:  # handed to every waiting request, never lost in a callback
+                small = sum(n for n, _ in requests) <= self.inline_max_names
+                results = draw() if small else await run_in_threadpool(draw)
+            except Exception as exc:  # handed to every waiting request, never lost in a task
                 for *_, future in jobs:
                     if not future.done():
                         future.set_exception(exc)

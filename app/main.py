@@ -13,7 +13,7 @@ from app.batching import SampleBatcher
 from app.deps import Service
 from app.errors import validation_error_handler
 from app.middleware import JSONBodiesOnly
-from app.routes import router
+from app.routes import INLINE_MAX_NAMES, router
 from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError
 from model.inference import LanguageModel
@@ -54,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model.device,
         metrics.get("val_loss", float("nan")),
     )
-    app.state.service = Service(model, app.state.settings, SampleBatcher(model))
+    app.state.service = Service(model, app.state.settings, SampleBatcher(model, INLINE_MAX_NAMES))
     yield
     app.state.service = None
 
