@@ -21,6 +21,10 @@ test: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python -m model.train --data ../shared/data/names.txt --out weights/names-mlp.safetensors
 
+# Reruns the seed notes' experiments and rewrites docs/experiments/ (REPORT.md + PNGs): about 10 min on 2 cores.
+experiments: $(STAMP)
+	$(BIN)/python -m model.experiments all
+
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run

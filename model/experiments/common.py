@@ -30,8 +30,7 @@ class Data:
     word_count: int
     config: MLPConfig
     train: Windows
-    val: Windows
-    test: Windows
+    val: Windows  # the test split is never touched here
 
     @property
     def uniform_loss(self) -> float:
@@ -55,8 +54,12 @@ def load_data(path: Path, n_hidden: int = 300, block_size: int = 3, n_embd: int 
         return build_windows(split, vocab, block_size)
 
     return Data(
-        str(path), file_sha256(path), len(words), config, windows(splits.train), windows(splits.val),
-        windows(splits.test),
+        str(path),
+        file_sha256(path),
+        len(words),
+        config,
+        windows(splits.train),
+        windows(splits.val),
     )
 
 
@@ -70,8 +73,8 @@ def batch_generator(seed: int = SEED) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def sample_rows(x: torch.Tensor, count: int, seed: int = SEED) -> torch.Tensor:
-    """A fixed random subset of at most `count` rows of `x` (all of them when it is smaller)."""
-    if len(x) <= count:
-        return x
-    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:count]]
+def sample_index(rows: int, count: int, seed: int = SEED) -> torch.Tensor:
+    """A fixed random choice of at most `count` of `rows` row indices (all of them when fewer)."""
+    if rows <= count:
+        return torch.arange(rows)
+    return torch.randperm(rows, generator=torch.Generator().manual_seed(seed))[:count]
