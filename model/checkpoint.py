@@ -1,7 +1,8 @@
 """One self-describing `.safetensors` file per trained model; no pickle anywhere.
 
-Tensors: the MLP's parameters plus `known_word_hashes`, the sorted 64-bit hashes of every word of
-the word list the model was trained from (so novelty can be checked without shipping the list).
+Tensors: the MLP's parameters plus `known_word_hashes`, the sorted 64-bit hashes
+(`model.hashing.word_hashes`) of every word of the word list the model was trained from, so
+novelty can be checked without shipping the list.
 The safetensors metadata header (str -> str) carries JSON: format and version, model kind and
 config, alphabet, metrics, data provenance and the training arguments.
 """
@@ -11,20 +12,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from model.atomic import write_atomically
+from model.hashing import word_hashes
 from model.mlp import MLP, MLPConfig
 from model.vocab import Vocab
 
 FORMAT_NAME = "namegen-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: word hashes by model.hashing (1 used blake2b)
 MODEL_KIND = "mlp"
 KNOWN_WORDS_KEY = "known_word_hashes"
 
@@ -49,13 +51,9 @@ class UnsupportedVersionError(CheckpointError):
     """Written by a newer namegen whose format this code does not know."""
 
 
-def word_hash(word: str) -> int:
-    """A stable signed 64-bit hash of `word` (blake2b), for exact membership tests."""
-    return int.from_bytes(blake2b(word.encode(), digest_size=8).digest(), "little", signed=True)
-
-
 def hash_words(words: Iterable[str]) -> torch.Tensor:
-    return torch.tensor(sorted({word_hash(w) for w in words}), dtype=torch.int64)
+    """The sorted, distinct hashes of `words`, as stored under `known_word_hashes`."""
+    return torch.from_numpy(np.unique(word_hashes(list(words))))
 
 
 @dataclass
@@ -112,10 +110,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
         version = int(metadata.get("format_version", ""))
     except ValueError:
         raise CorruptCheckpointError(f"checkpoint {path} has no valid format_version") from None
-    if version > FORMAT_VERSION:
+    if version != FORMAT_VERSION:
+        action = "upgrade namegen to load it" if version > FORMAT_VERSION else "retrain it with this namegen"
         raise UnsupportedVersionError(
-            f"checkpoint {path} has format version {version}; this namegen reads up to "
-            f"{FORMAT_VERSION}: upgrade namegen to load it"
+            f"checkpoint {path} has format version {version}; this namegen reads version "
+            f"{FORMAT_VERSION}: {action}"
         )
     try:
         model_info = json.loads(metadata["model"])

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import Checkpoint, load_checkpoint, word_hash
+from model.checkpoint import Checkpoint, load_checkpoint
 from model.data import build_windows
 from model.device import resolve_device
 from model.distributions import DEFAULT_MAX_TABLE_ENTRIES, ContextTable, build_source
+from model.hashing import contains, word_hashes
 from model.mlp import count_parameters
 from model.sampler import (
     ForwardSteps,
@@ -73,7 +74,7 @@ class LanguageModel:
         self.model = checkpoint.build_model(device).to(dtype)
         self.parameter_count = count_parameters(self.model)
         self.source = build_source(self.model, device, dtype, max_table_entries)
-        self._known_hashes = frozenset(checkpoint.known_word_hashes.tolist())
+        self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", **kwargs) -> LanguageModel:
@@ -205,9 +206,8 @@ class LanguageModel:
 
     def is_known_word(self, word: str) -> bool:
         """Whether `word` is in the word list this checkpoint was trained from (any split)."""
-        return word_hash(self.normalise(word)) in self._known_hashes
+        return self.are_known_names([self.normalise(word)])[0]
 
     def are_known_names(self, names: list[str]) -> list[bool]:
         """`is_known_word` for names as the model writes them (already normalised), in bulk."""
-        known = self._known_hashes
-        return [word_hash(name) in known for name in names]
+        return contains(self._known_hashes, word_hashes(names)).tolist()

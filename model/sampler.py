@@ -24,11 +24,11 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from model.distributions import ContextTable, ForwardPass, cdf_from_log_probs
+from model.hashing import GOLDEN_GAMMA, splitmix64
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _MAX_STEPS = np.uint64(1 << 16)  # draws per row the counter leaves room for
+_ONE, _S11 = np.uint64(1), np.uint64(11)
+DRAW_BLOCK = 8  # steps of draws the vectorised loop computes at once (most names end within 8)
 
 
 class StreamKeys(NamedTuple):
@@ -48,11 +48,8 @@ class StreamKeys(NamedTuple):
 def uniforms(seeds: np.ndarray, rows: np.ndarray, step: np.ndarray | int) -> np.ndarray:
     """Draws in (0, 1] for (stream, step) pairs: the SplitMix64 finaliser of a per-draw counter."""
     counter = rows * _MAX_STEPS + np.asarray(step, dtype=np.uint64)
-    z = seeds + (counter + np.uint64(1)) * _GAMMA
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return 1.0 - (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    z = splitmix64(seeds + (counter + _ONE) * GOLDEN_GAMMA)
+    return 1.0 - (z >> _S11).astype(np.float64) * 2.0**-53
 
 
 class Shaping:
@@ -134,8 +131,8 @@ class TableSteps:
 
     def cdf(self, state: np.ndarray, first_step: bool) -> np.ndarray:
         if self.shaping.plain and not first_step:
-            return self.table.cdf_table[state]
-        return self.shaping.cdf(self.table.table[state], first_step)
+            return self.table.cdf_table.take(state, axis=0)
+        return self.shaping.cdf(self.table.table.take(state, axis=0), first_step)
 
     def log_prob(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Unshaped log p(ids | state), row by row (a one-row state serves every row)."""
@@ -182,9 +179,13 @@ def sample_rows_vectorised(
     rows = np.arange(n)
     state = steps_source.start(context)  # one row: every name shares the first context
     for t in range(steps):
+        if t % DRAW_BLOCK == 0:  # the next block of draws for the rows still going
+            block_steps = np.arange(t, min(t + DRAW_BLOCK, steps), dtype=np.uint64)
+            block = uniforms(keys.seeds[rows, None], keys.rows[rows, None], block_steps[None, :]).ravel()
+            in_block = np.arange(len(rows)) * len(block_steps)
         cdf = steps_source.cdf(state, t == 0)
-        draws = uniforms(keys.seeds[rows], keys.rows[rows], t)
-        nxt = (cdf < draws[:, None]).sum(axis=1)  # bisect_left, row by row
+        draws = block.take(in_block + t % DRAW_BLOCK)
+        nxt = (cdf < draws[:, None]).argmin(axis=1)  # bisect_left, row by row (the last column is 1)
         sums[rows] += steps_source.log_prob(state, nxt)
         if t == 0:
             state = np.repeat(state, n, axis=0)
@@ -192,6 +193,7 @@ def sample_rows_vectorised(
         going = nxt != 0
         lengths[rows[~going]] = t
         rows, state = rows[going], steps_source.advance(state[going], nxt[going])
+        in_block = in_block[going]
         if not len(rows):
             break
     else:  # rows cut at `steps`: score the end token too (state holds their last context)

@@ -13,8 +13,8 @@ from model.checkpoint import (
     ForeignCheckpointError,
     UnsupportedVersionError,
     load_checkpoint,
-    word_hash,
 )
+from model.hashing import word_hashes
 
 
 def test_checkpoint_is_self_describing(tiny_checkpoint: Path, small_word_file: Path):
@@ -26,7 +26,7 @@ def test_checkpoint_is_self_describing(tiny_checkpoint: Path, small_word_file: P
     assert ckpt.data["word_count"] == len(words)
     assert ckpt.data["split_fractions"] == [0.8, 0.1, 0.1]
     assert ckpt.train_args["steps"] == 600
-    assert sorted(ckpt.known_word_hashes.tolist()) == sorted({word_hash(w) for w in words})
+    assert ckpt.known_word_hashes.tolist() == sorted(set(word_hashes(words).tolist()))
 
 
 def _rewrite_metadata(src: Path, dst: Path, **changes: str) -> None:
@@ -67,6 +67,13 @@ def test_newer_format_version(tiny_checkpoint: Path, tmp_path: Path):
     _rewrite_metadata(tiny_checkpoint, newer, format_version=str(FORMAT_VERSION + 1))
     with pytest.raises(UnsupportedVersionError, match="upgrade"):
         load_checkpoint(newer)
+
+
+def test_older_format_version(tiny_checkpoint: Path, tmp_path: Path):
+    older = tmp_path / "older.safetensors"
+    _rewrite_metadata(tiny_checkpoint, older, format_version=str(FORMAT_VERSION - 1))
+    with pytest.raises(UnsupportedVersionError, match="retrain"):
+        load_checkpoint(older)
 
 
 def test_metadata_inconsistent_with_tensors(tiny_checkpoint: Path, tmp_path: Path):
