@@ -4,8 +4,8 @@ A request queues its (n, seed) under its settings and waits. The first request o
 schedules a flush as a task, which runs once the requests already parsed in this turn have queued
 too: a lone request waits for nothing, concurrent ones are drawn in one array pass. Each request
 still gets exactly the names it would get alone (`LanguageModel.sample_scored_many`). A batch of
-up to `inline_max_names` names is drawn on the event loop (microseconds to a millisecond); a
-bigger one in the thread pool, so it never holds up the loop for long.
+up to `inline_max_names` names is drawn on the event loop (microseconds to a few milliseconds);
+a bigger one in the thread pool, so it never holds up the loop for long.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,7 +56,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.get("val_loss", float("nan")),
     )
     app.state.service = Service(model, app.state.settings, SampleBatcher(model, INLINE_MAX_NAMES))
+    # Everything alive now lives as long as the server: out of the collector's sight, a full
+    # collection under load takes about a millisecond instead of about 100 ms (measured).
+    gc.collect()
+    gc.freeze()
     yield
+    gc.unfreeze()
     app.state.service = None
 
 

@@ -37,7 +37,7 @@ from model.inference import LanguageModel, WordScore
 
 router = APIRouter(default_response_class=JSONBytes)
 
-INLINE_MAX_NAMES = 256  # sampled names (a few us each) that run inline on a table model
+INLINE_MAX_NAMES = 2048  # sampled names (1-3 us each) that run inline on a table model
 INLINE_MAX_WORDS = 100  # scored words (about 10 us each) that run inline on a table model
 
 T = TypeVar("T")

@@ -1,6 +1,7 @@
 """The HTTP contract, in process: happy paths, agreement between endpoints, every bad input."""
 
 import asyncio
+import gc
 import math
 
 import httpx
@@ -32,6 +33,14 @@ def test_health_and_model(client):
     assert info["parameters"] == 27 * 10 + 30 * 300 + 300 + 300 * 27 + 27
     assert info["alphabet"] == ckpt.vocab.alphabet
     assert info["device"] == "cpu"
+
+
+def test_start_up_freezes_the_loaded_model_out_of_the_collectors_sight(client):
+    """The model's objects (and the app's) sit in the permanent generation: full collections
+    under load stay cheap."""
+    model = client.app.state.service.model
+    assert gc.is_tracked(model) and gc.get_freeze_count() > 0
+    assert not any(obj is model for obj in gc.get_objects())  # the collected generations
 
 
 def test_health_is_503_until_the_model_is_loaded():
