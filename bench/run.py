@@ -99,6 +99,31 @@ def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:
     raise RuntimeError(f"server still busy {limit_s} s after the load stopped")
 
 
+def measure_paired(
+    base: str, client: httpx.Client, seconds: float, concurrencies: list[int]
+) -> tuple[dict[str, dict[str, dict]], dict[str, list[float]]]:
+    """Every endpoint right after a run of the bare endpoint, so each ratio compares two runs
+    seconds apart (machine load drifts over minutes). The bare row is its median run."""
+    _, bare_path, bare_body = ENDPOINTS[0]
+    table: dict[str, dict[str, dict]] = {name: {} for name, _, _ in ENDPOINTS}
+    bare_runs: dict[str, list[float]] = {}
+    for c in concurrencies:
+        bares = []
+        for name, path, body in ENDPOINTS[1:]:
+            bare = run_wrk(base + bare_path, bare_body, c, seconds).as_dict()
+            wait_until_idle(client)
+            cell = run_wrk(base + path, body, c, seconds).as_dict()
+            wait_until_idle(client)
+            cell["ratio_to_bare"] = cell["requests_per_second"] / bare["requests_per_second"]
+            table[name][str(c)] = cell
+            bares.append(bare)
+            print(f"  {name:18s} c={c:<3d} {cell['ratio_to_bare']:5.2f}x bare", file=sys.stderr)
+        bares.sort(key=lambda run: run["requests_per_second"])
+        table["bare"][str(c)] = {**bares[len(bares) // 2], "ratio_to_bare": 1.0}
+        bare_runs[str(c)] = [run["requests_per_second"] for run in bares]
+    return table, bare_runs
+
+
 def measure_http(seconds: float, concurrencies: list[int], rounds: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,16 +136,7 @@ def measure_http(seconds: float, concurrencies: list[int], rounds: int) -> dict:
             run_wrk(base + path, body, 16, 1)
             wait_until_idle(client)
         memory = {"rss_mb_after_warmup": rss_mb(proc.pid)}
-        table: dict[str, dict[str, dict]] = {}
-        for name, path, body in [*ENDPOINTS, ("bare (again)", "/bare", {"n": 1})]:
-            table[name] = {}
-            for c in concurrencies:
-                table[name][str(c)] = run_wrk(base + path, body, c, seconds).as_dict()
-                wait_until_idle(client)
-                print(
-                    f"  {name:18s} c={c:<3d} {table[name][str(c)]['requests_per_second']:9.0f} req/s",
-                    file=sys.stderr,
-                )
+        table, bare_runs = measure_paired(base, client, seconds, concurrencies)
         memory["rss_mb_after_load"] = rss_mb(proc.pid)
         memory["rss_mb_after_each_repeat"] = []
         for _ in range(rounds):  # the same load again and again: RSS must not keep growing
@@ -132,30 +148,28 @@ def measure_http(seconds: float, concurrencies: list[int], rounds: int) -> dict:
         client.close()
         proc.terminate()
         proc.wait(timeout=30)
-    for c in map(str, concurrencies):
-        bare = statistics.mean(
-            [table["bare"][c]["requests_per_second"], table["bare (again)"][c]["requests_per_second"]]
-        )
-        for name in table:
-            table[name][c]["ratio_to_bare"] = table[name][c]["requests_per_second"] / bare
-    return {"endpoints": table, "memory": memory}
+    return {"endpoints": table, "bare_runs": bare_runs, "memory": memory}
 
 
-def measure_training(steps: int, data: Path | None) -> dict:
+def measure_training(steps: int, data: Path | None, rounds: int) -> dict:
     words = read_words(data) if data else scoring_words(5000, seed=1)
     vocab = Vocab.from_words(words)
     splits = split_words(words, 42)
     config = MLPConfig(vocab.size)
     x, y = build_windows(splits.train, vocab, 3)
     xv, yv = build_windows(splits.val, vocab, 3)
-    runs = {"project": [], "notebook": []}
-    for _ in range(2):  # alternate, so drift in machine load hits both alike
-        runs["project"].append(project_loop(x, y, xv, yv, config, steps, 128, seed=1))
-        runs["notebook"].append(notebook_loop(x, y, xv, yv, config, steps, 128, seed=1))
-    result = {"steps": steps, "batch_size": 128, "data": str(data) if data else "generated words"}
+    loops = {"project": project_loop, "notebook": notebook_loop}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
+    for round_ in range(rounds):  # back to back, first one then the other: drift hits both alike
+        for name in sorted(loops, reverse=round_ % 2 == 1):
+            runs[name].append(loops[name](x, y, xv, yv, config, steps, 128, seed=1))
+    source = str(data) if data else "generated words"
+    result = {"steps": steps, "batch_size": 128, "rounds": rounds, "data": source}
     for name, pairs in runs.items():
         result[name] = {"steps_per_s": statistics.median(p[0] for p in pairs), "val_loss": pairs[-1][1]}
-    result["speed_ratio"] = result["project"]["steps_per_s"] / result["notebook"]["steps_per_s"]
+    ratios = [mine[0] / theirs[0] for mine, theirs in zip(runs["project"], runs["notebook"], strict=True)]
+    result["round_ratios"] = ratios
+    result["speed_ratio"] = statistics.median(ratios)
     return result
 
 
@@ -198,9 +212,15 @@ def render_markdown(results: dict) -> str:
         "",
     ]
     http = results["http"]["endpoints"]
-    concurrencies = list(next(iter(http.values())))
+    concurrencies = list(http["bare"])
+    bare_ranges = ", ".join(
+        f"c={c} {min(runs):.0f}-{max(runs):.0f}" for c, runs in results["http"]["bare_runs"].items()
+    )
     lines += [
         "## HTTP",
+        "",
+        "Each endpoint ran right after a run of the bare endpoint; its ratio is to that run. The bare",
+        f"row is the median of those runs (req/s ranges: {bare_ranges}).",
         "",
         "| endpoint | "
         + " | ".join(f"c={c} req/s | c={c} x bare | c={c} p50 / p99 ms" for c in concurrencies)
@@ -237,7 +257,10 @@ def render_markdown(results: dict) -> str:
         "",
         f"## Training ({t['steps']} steps, batch {t['batch_size']}, {t['data']})",
         "",
-        "| loop | steps/s (median of 2) | val loss after the steps |",
+        f"{t['rounds']} runs of each loop, alternating; the ratio is the median of the per-round ratios "
+        f"({', '.join(f'{r:.2f}' for r in t['round_ratios'])}).",
+        "",
+        f"| loop | steps/s (median of {t['rounds']}) | val loss after the steps |",
         "| --- | ---: | ---: |",
         f"| model.train | {t['project']['steps_per_s']:.0f} | {t['project']['val_loss']:.4f} |",
         f"| notebook (plain tensors, randn init) | {t['notebook']['steps_per_s']:.0f} | "
@@ -261,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 10_000], help="sampling n values")
     p.add_argument("--sample-budget", type=float, default=2.0, help="rough seconds per sampling size")
     p.add_argument("--naive-cap", type=int, default=300, help="most names the naive loop is timed on")
-    p.add_argument("--train-steps", type=int, default=3000)
+    p.add_argument("--train-steps", type=int, default=2000, help="steps per training run")
+    p.add_argument("--train-rounds", type=int, default=5, help="runs of each training loop")
     p.add_argument("--data", type=Path, default=REFERENCE_WORDS if REFERENCE_WORDS.is_file() else None)
     p.add_argument("--out", type=Path, default=ROOT / "bench", help="folder for RESULTS.md, results.json")
     args = p.parse_args(argv)
@@ -279,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     model = LanguageModel.from_checkpoint(CHECKPOINT, device="cpu")
     results["sampling"] = measure_sampling(model, tuple(args.sizes), args.naive_cap, args.sample_budget)
     print("training ...", file=sys.stderr)
-    results["training"] = measure_training(args.train_steps, args.data)
+    results["training"] = measure_training(args.train_steps, args.data, args.train_rounds)
     results["wall_seconds"] = time.perf_counter() - started
     results["targets"] = {}
     for name, check in TARGETS:

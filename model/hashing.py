@@ -5,10 +5,13 @@
 many words: the code points, zero-padded to the longest word, dotted with one pseudo-random odd
 64-bit key per position (a multilinear hash, modulo 2^64), then mixed by `splitmix64`. The
 checkpoint stores these hashes of its word list, so novelty is a sorted-array lookup.
+`word_hash` is the same hash of one word in plain Python integers: for a few words it beats
+setting up the arrays (about 3 us a word against about 30 us a call).
 """
 
 from __future__ import annotations
 
+import operator
 from functools import cache
 
 import numpy as np
@@ -34,6 +37,27 @@ def _position_keys(width: int) -> np.ndarray:
     return splitmix64(_KEY_STREAM + positions * GOLDEN_GAMMA) | np.uint64(1)
 
 
+_MASK = (1 << 64) - 1
+
+
+@cache
+def _position_keys_int(width: int) -> tuple[int, ...]:
+    return tuple(_position_keys(width).tolist())
+
+
+def _splitmix64_int(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def word_hash(word: str) -> int:
+    """`word_hashes([word])[0]`, computed with Python integers."""
+    dotted = sum(map(operator.mul, map(ord, word), _position_keys_int(len(word)))) & _MASK
+    value = _splitmix64_int(dotted)
+    return value - (1 << 64) if value >> 63 else value
+
+
 def word_hashes(words: list[str]) -> np.ndarray:
     """Stable 64-bit hashes of `words` as int64[len(words)], equal for equal strings."""
     width = max(map(len, words), default=0)
@@ -43,6 +67,12 @@ def word_hashes(words: list[str]) -> np.ndarray:
     with np.errstate(over="ignore"):
         dotted = code_points.astype(np.uint64) @ _position_keys(width)
     return splitmix64(dotted).view(np.int64)
+
+
+def contains_one(sorted_hashes: np.ndarray, value: int) -> bool:
+    """Whether `value` is in `sorted_hashes` (int64, ascending): `contains` for one hash."""
+    at = int(sorted_hashes.searchsorted(value))
+    return at < len(sorted_hashes) and int(sorted_hashes[at]) == value
 
 
 def contains(sorted_hashes: np.ndarray, hashes: np.ndarray) -> np.ndarray:

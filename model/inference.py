@@ -20,7 +20,7 @@ from model.checkpoint import Checkpoint, load_checkpoint
 from model.data import build_windows
 from model.device import resolve_device
 from model.distributions import DEFAULT_MAX_TABLE_ENTRIES, ContextTable, build_source
-from model.hashing import contains, word_hashes
+from model.hashing import contains, contains_one, word_hash, word_hashes
 from model.mlp import count_parameters
 from model.sampler import (
     ForwardSteps,
@@ -31,6 +31,8 @@ from model.sampler import (
     sample_rows_vectorised,
 )
 from model.vocab import BOUNDARY
+
+ARRAY_HASHING_MIN_NAMES = 8  # fewer names are hashed one by one (cheaper than array set-up)
 
 
 @dataclass(frozen=True)
@@ -210,4 +212,6 @@ class LanguageModel:
 
     def are_known_names(self, names: list[str]) -> list[bool]:
         """`is_known_word` for names as the model writes them (already normalised), in bulk."""
+        if len(names) < ARRAY_HASHING_MIN_NAMES:
+            return [contains_one(self._known_hashes, word_hash(name)) for name in names]
         return contains(self._known_hashes, word_hashes(names)).tolist()

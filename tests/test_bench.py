@@ -12,19 +12,21 @@ from bench.run import TARGETS, main
 @pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed (apt-get install wrk)")
 def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     args = ["--seconds", "1", "--concurrency", "1", "--repeats", "1", "--sizes", "1", "100",
-            "--train-steps", "40", "--sample-budget", "0.02", "--naive-cap", "3",
+            "--train-steps", "40", "--train-rounds", "2", "--sample-budget", "0.02", "--naive-cap", "3",
             "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     endpoints = results["http"]["endpoints"]
     assert set(endpoints) == {"bare", "sample n=1", "sample n=100", "next-char", "loss 1 word",
-                              "loss 1,000 words", "bare (again)"}  # fmt: skip
+                              "loss 1,000 words"}  # fmt: skip
+    assert len(results["http"]["bare_runs"]["1"]) == len(endpoints) - 1  # one bare run per endpoint
     for cells in endpoints.values():
         assert cells["1"]["requests"] > 0 and cells["1"]["requests_per_second"] > 0
         assert cells["1"]["p50_ms"] <= cells["1"]["p99_ms"]
     assert [row["n"] for row in results["sampling"]] == [1, 100]
     assert all(row["sampler_names_per_s"] > 0 and row["naive_names_per_s"] > 0 for row in results["sampling"])
     assert results["training"]["project"]["steps_per_s"] > 0
+    assert len(results["training"]["round_ratios"]) == 2
     assert len(results["http"]["memory"]["rss_mb_after_each_repeat"]) == 1
     assert set(results["targets"]) == {name for name, _ in TARGETS}
     report = (tmp_path / "RESULTS.md").read_text()

@@ -3,7 +3,7 @@ import string
 
 import numpy as np
 
-from model.hashing import contains, splitmix64, word_hashes
+from model.hashing import contains, contains_one, splitmix64, word_hash, word_hashes
 
 MASK = (1 << 64) - 1
 
@@ -33,6 +33,7 @@ def test_splitmix64_matches_python_integers():
 def test_word_hashes_match_the_documented_formula():
     words = ["", "a", "emma", "ab", "ba", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "zoë", "ángel", "李"]
     assert word_hashes(words).tolist() == [reference_word_hash(w) for w in words]
+    assert [word_hash(w) for w in words] == [reference_word_hash(w) for w in words]
 
 
 def test_a_words_hash_does_not_depend_on_its_batch():
@@ -51,3 +52,5 @@ def test_contains():
     asked = word_hashes(["bob", "bobby", "anna", "", "zed"])
     assert contains(known, asked).tolist() == [True, False, True, False, False]
     assert contains(known[:0], asked).tolist() == [False] * 5
+    assert [contains_one(known, int(h)) for h in asked] == [True, False, True, False, False]
+    assert not contains_one(known[:0], int(asked[0]))

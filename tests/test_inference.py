@@ -101,3 +101,11 @@ def test_known_words(tiny_model, small_word_file):
     assert all(tiny_model.is_known_word(w) for w in words[:50])
     assert tiny_model.is_known_word("  " + words[0].upper())
     assert not tiny_model.is_known_word("qqqq")
+
+
+def test_known_names_in_bulk_agree_with_one_at_a_time(tiny_model, small_word_file):
+    """Big batches hash with arrays, small ones word by word: the answers must not differ."""
+    words = small_word_file.read_text().split()[:10]
+    names = [w for pair in zip(words, [w + "q" for w in words], strict=True) for w in pair]
+    bulk = tiny_model.are_known_names(names)
+    assert bulk == [tiny_model.are_known_names([name])[0] for name in names] == [True, False] * 10
