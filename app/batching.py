@@ -5,7 +5,7 @@ schedules a flush as a task, which runs once the requests already parsed in this
 too: a lone request waits for nothing, concurrent ones are drawn in one array pass. Each request
 still gets exactly the names it would get alone (`LanguageModel.sample_scored_many`). A batch of
 up to `inline_max_names` names is drawn on the event loop (microseconds to a few milliseconds);
-a bigger one in the thread pool, so it never holds up the loop for long.
+a bigger one on a worker thread (`app.workers`), so it never holds up the loop for long.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from starlette.concurrency import run_in_threadpool
-
-from model.inference import LanguageModel
+from app.workers import ModelRunner
 
 Settings = tuple[float, int | None, str, int]  # temperature, top_k, prefix, max_length
 Job = tuple[int, int | None, asyncio.Future]  # n, seed, where the names go
 
 
 class SampleBatcher:
-    def __init__(self, model: LanguageModel, inline_max_names: int) -> None:
-        self.model = model
+    def __init__(self, runner: ModelRunner, inline_max_names: int) -> None:
+        self.runner = runner
         self.inline_max_names = inline_max_names
         self.pending: defaultdict[Settings, list[Job]] = defaultdict(list)
         self.flush_task: asyncio.Task | None = None
@@ -41,11 +39,11 @@ class SampleBatcher:
             requests = [(n, seed) for n, seed, _ in jobs]
 
             def draw(requests=requests, args=(temperature, top_k, prefix, max_length)):
-                return self.model.sample_scored_many(requests, *args)
+                return self.runner.model.sample_scored_many(requests, *args)
 
             try:
                 small = sum(n for n, _ in requests) <= self.inline_max_names
-                results = draw() if small else await run_in_threadpool(draw)
+                results = await self.runner.run(small, draw)
             except Exception as exc:  # handed to every waiting request, never lost in a task
                 for *_, future in jobs:
                     if not future.done():

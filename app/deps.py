@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 
 from app.batching import SampleBatcher
 from app.settings import Settings
+from app.workers import ModelRunner
 from model.inference import LanguageModel
 
 
@@ -18,6 +19,7 @@ class Service:
 
     model: LanguageModel
     settings: Settings
+    runner: ModelRunner
     batcher: SampleBatcher
 
 

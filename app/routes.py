@@ -1,9 +1,8 @@
 """Thin handlers: validate against the loaded model -> call LanguageModel -> shape the response.
 
-Model work here is table lookups: a request costs microseconds to a few milliseconds, less than a
-hop to the thread pool (whose worker then fights the event loop for the GIL), so it runs inline;
-only work that could take longer (many words to score, or any model without a table) goes to the
-thread pool, off the event loop. The budgets are measured by bench/run.py.
+Model work here is table lookups: a request costs microseconds to a few milliseconds, so it runs
+inline; only work that could take longer (many words to score, or any model without a table) goes
+to a worker thread (`app.workers`). The budgets are measured by bench/run.py.
 Responses are plain dicts serialised by orjson (`JSONBytes`), skipping FastAPI's re-validation
 of what our own code built; `response_model` still documents them, and tests validate real
 responses against those models.
@@ -13,11 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 from app.deps import ServiceDep
 from app.responses import JSONBytes
@@ -39,15 +36,6 @@ router = APIRouter(default_response_class=JSONBytes)
 
 INLINE_MAX_NAMES = 2048  # sampled names (1-3 us each) that run inline on a table model
 INLINE_MAX_WORDS = 100  # scored words (about 10 us each) that run inline on a table model
-
-T = TypeVar("T")
-
-
-async def run_model(model: LanguageModel, small: bool, work: Callable[[], T]) -> T:
-    """Run `work` inline when it is small and table-backed, else in the thread pool."""
-    if small and model.uses_table:
-        return work()
-    return await run_in_threadpool(work)
 
 
 @router.get("/health", response_model=Health, summary="200 once the model is loaded, else 503")
@@ -85,7 +73,7 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
     if req.novel or not model.uses_table:
         small = req.n * (2 if req.novel else 1) <= INLINE_MAX_NAMES
         rounds = settings.novel_max_rounds
-        names = await run_model(model, small, lambda: _sample_unbatched(model, req, rounds))
+        names = await service.runner.run(small, lambda: _sample_unbatched(model, req, rounds))
     else:  # concurrent requests share one sampling pass, each still getting its own names
         scored = await service.batcher.sample(
             req.n, req.seed, (req.temperature, req.top_k, req.prefix, req.max_length)
@@ -138,7 +126,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
         *limit_errors(len(req.prefix), settings.max_length, ["prefix"], "the prefix length"),
         *text_errors(model, req.prefix, ["prefix"]),
     ])  # fmt: skip
-    probs = await run_model(model, True, lambda: model.next_char_distribution(req.prefix).tolist())
+    probs = await service.runner.run(True, lambda: model.next_char_distribution(req.prefix).tolist())
     ranked = sorted(zip(model.vocab.alphabet, probs, strict=True), key=lambda cp: -cp[1])
     return JSONBytes({
         "prefix": model.normalise(req.prefix),
@@ -151,7 +139,7 @@ async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
     model, settings = service.model, service.settings
     if req.word is not None:
         raise_if_errors(_word_errors(model, req.word, ["word"], settings.max_length))
-        (score,) = await run_model(model, True, lambda: model.word_losses([req.word]))
+        (score,) = await service.runner.run(True, lambda: model.word_losses([req.word]))
         return JSONBytes(_word_loss(score))
     words = req.words or []
     errors = limit_errors(len(words), settings.max_words, ["words"], "the number of words")
@@ -159,7 +147,9 @@ async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
         errors += _word_errors(model, word, ["words", i], settings.max_length)
     raise_if_errors(errors)
     return JSONBytes(
-        await run_model(model, len(words) <= INLINE_MAX_WORDS, lambda: _batch_loss(model.word_losses(words)))
+        await service.runner.run(
+            len(words) <= INLINE_MAX_WORDS, lambda: _batch_loss(model.word_losses(words))
+        )
     )
 
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 INIT_SCHEMES_HELP = (
@@ -42,13 +43,14 @@ class MLP(nn.Module):
 
     def hidden_activations(self, contexts: torch.Tensor) -> torch.Tensor:
         """tanh activations h[N, n_hidden] for contexts[N, block_size] of ids."""
-        # plain indexing: the same rows as self.embedding(contexts), with a cheaper backward on CPU
+        # plain indexing and F.linear: the same numbers as calling the layers, without their
+        # module dispatch (a few percent of a training step) and with a cheaper backward on CPU
         emb = self.embedding.weight[contexts].flatten(1)
-        return torch.tanh(self.hidden(emb))
+        return torch.tanh(F.linear(emb, self.hidden.weight, self.hidden.bias))
 
     def forward(self, contexts: torch.Tensor) -> torch.Tensor:
         """Logits[N, vocab_size] for contexts[N, block_size] of ids."""
-        return self.output(self.hidden_activations(contexts))
+        return F.linear(self.hidden_activations(contexts), self.output.weight, self.output.bias)
 
 
 @torch.no_grad()

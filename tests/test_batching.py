@@ -5,11 +5,12 @@ import asyncio
 import pytest
 
 from app.batching import SampleBatcher
+from app.workers import ModelRunner
 
 
-@pytest.mark.parametrize("inline_max_names", [10_000, 0])  # drawn on the loop / in the thread pool
+@pytest.mark.parametrize("inline_max_names", [10_000, 0])  # drawn on the loop / on a worker
 def test_concurrent_requests_are_batched_and_each_gets_its_own_names(tiny_model, inline_max_names):
-    batcher = SampleBatcher(tiny_model, inline_max_names)
+    batcher = SampleBatcher(ModelRunner(tiny_model), inline_max_names)
     calls = []
     original = tiny_model.sample_scored_many
 
@@ -34,7 +35,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_names(tiny_model,
 
 
 def test_an_error_reaches_every_waiting_request(tiny_model):
-    batcher = SampleBatcher(tiny_model, 10_000)
+    batcher = SampleBatcher(ModelRunner(tiny_model), 10_000)
 
     async def run_all():
         bad = (1.0, None, "q!", 32)  # '!' is outside the alphabet

@@ -1,0 +1,33 @@
+"""Where model work runs: inline on the event loop when it is short, else on a few worker threads.
+
+A hop to a worker thread costs more than a table lookup, and a worker doing Python work fights
+the event loop for the GIL, so short table-backed work runs inline. Longer work (and any model
+without a table) goes to at most `threads` workers: more would only queue on the same cores, each
+holding its own buffers (and glibc heap arena) while it waits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from model.inference import LanguageModel
+
+T = TypeVar("T")
+
+
+class ModelRunner:
+    def __init__(self, model: LanguageModel, threads: int | None = None) -> None:
+        self.model = model
+        self.threads = threads or os.cpu_count() or 1
+        self.limiter = anyio.CapacityLimiter(self.threads)
+
+    async def run(self, small: bool, work: Callable[[], T]) -> T:
+        """`work()` inline when `small` and the model answers from its table, else on a worker."""
+        if small and self.model.uses_table:
+            return work()
+        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
