@@ -1,6 +1,6 @@
 """Measure the service against its ceilings in one run; write RESULTS.md and results.json.
 
-    python -m bench.run            # or `make bench`; about 3 minutes
+    python -m bench.run            # or `make bench`; about 4 minutes
     python -m bench.run --seconds 1 --train-steps 200 --out /tmp/bench   # a quick smoke run
 
 Timings on shared machines are noisy: every figure here is a median or a ratio measured in this
@@ -100,31 +100,43 @@ def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:
 
 
 def measure_paired(
-    base: str, client: httpx.Client, seconds: float, concurrencies: list[int]
+    base: str, client: httpx.Client, seconds: float, concurrencies: list[int], pairs: int
 ) -> tuple[dict[str, dict[str, dict]], dict[str, list[float]]]:
-    """Every endpoint right after a run of the bare endpoint, so each ratio compares two runs
-    seconds apart (machine load drifts over minutes). The bare row is its median run."""
+    """Every endpoint right after a run of the bare endpoint, `pairs` times over, so each ratio
+    compares two runs seconds apart (machine load drifts). A cell is the endpoint's run with the
+    median ratio; the bare row is the median bare run."""
     _, bare_path, bare_body = ENDPOINTS[0]
     table: dict[str, dict[str, dict]] = {name: {} for name, _, _ in ENDPOINTS}
     bare_runs: dict[str, list[float]] = {}
     for c in concurrencies:
-        bares = []
-        for name, path, body in ENDPOINTS[1:]:
-            bare = run_wrk(base + bare_path, bare_body, c, seconds).as_dict()
-            wait_until_idle(client)
-            cell = run_wrk(base + path, body, c, seconds).as_dict()
-            wait_until_idle(client)
-            cell["ratio_to_bare"] = cell["requests_per_second"] / bare["requests_per_second"]
-            table[name][str(c)] = cell
-            bares.append(bare)
-            print(f"  {name:18s} c={c:<3d} {cell['ratio_to_bare']:5.2f}x bare", file=sys.stderr)
-        bares.sort(key=lambda run: run["requests_per_second"])
-        table["bare"][str(c)] = {**bares[len(bares) // 2], "ratio_to_bare": 1.0}
+        bares, cells = [], {name: [] for name, _, _ in ENDPOINTS[1:]}
+        for _ in range(pairs):
+            for name, path, body in ENDPOINTS[1:]:
+                bare = run_wrk(base + bare_path, bare_body, c, seconds).as_dict()
+                wait_until_idle(client)
+                cell = run_wrk(base + path, body, c, seconds).as_dict()
+                wait_until_idle(client)
+                cell["ratio_to_bare"] = cell["requests_per_second"] / bare["requests_per_second"]
+                cells[name].append(cell)
+                bares.append(bare)
+        for name, runs in cells.items():
+            table[name][str(c)] = {
+                **_median_run(runs, "ratio_to_bare"),
+                "ratios": [r["ratio_to_bare"] for r in runs],
+            }
+            print(
+                f"  {name:18s} c={c:<3d} {table[name][str(c)]['ratio_to_bare']:5.2f}x bare", file=sys.stderr
+            )
+        table["bare"][str(c)] = {**_median_run(bares, "requests_per_second"), "ratio_to_bare": 1.0}
         bare_runs[str(c)] = [run["requests_per_second"] for run in bares]
     return table, bare_runs
 
 
-def measure_http(seconds: float, concurrencies: list[int], rounds: int) -> dict:
+def _median_run(runs: list[dict], key: str) -> dict:
+    return sorted(runs, key=lambda run: run[key])[len(runs) // 2]
+
+
+def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -136,12 +148,12 @@ def measure_http(seconds: float, concurrencies: list[int], rounds: int) -> dict:
             run_wrk(base + path, body, 16, 1)
             wait_until_idle(client)
         memory = {"rss_mb_after_warmup": rss_mb(proc.pid)}
-        table, bare_runs = measure_paired(base, client, seconds, concurrencies)
+        table, bare_runs = measure_paired(base, client, seconds, concurrencies, pairs)
         memory["rss_mb_after_load"] = rss_mb(proc.pid)
         memory["rss_mb_after_each_repeat"] = []
         for _ in range(rounds):  # the same load again and again: RSS must not keep growing
             for _, path, body in ENDPOINTS[1:]:
-                run_wrk(base + path, body, 16, max(1.0, seconds / 2))
+                run_wrk(base + path, body, 16, seconds)
                 wait_until_idle(client)
             memory["rss_mb_after_each_repeat"].append(rss_mb(proc.pid))
     finally:
@@ -208,7 +220,7 @@ def render_markdown(results: dict) -> str:
         f"Command: `{results['command']}`  ",
         f"Machine: {results['machine']}  ",
         f"Run: {results['date']}, {results['wall_seconds']:.0f} s in all. Load generator: wrk "
-        f"(1 thread, separate process), {results['seconds']} s per cell.",
+        f"(1 thread, separate process), {results['seconds']} s per run.",
         "",
     ]
     http = results["http"]["endpoints"]
@@ -219,8 +231,9 @@ def render_markdown(results: dict) -> str:
     lines += [
         "## HTTP",
         "",
-        "Each endpoint ran right after a run of the bare endpoint; its ratio is to that run. The bare",
-        f"row is the median of those runs (req/s ranges: {bare_ranges}).",
+        f"Each endpoint ran {results['pairs']} times, each time right after a run of the bare endpoint; a",
+        "cell shows the run whose ratio to its bare run is the median (all ratios are in results.json).",
+        f"The bare row is the median bare run (req/s ranges: {bare_ranges}).",
         "",
         "| endpoint | "
         + " | ".join(f"c={c} req/s | c={c} x bare | c={c} p50 / p99 ms" for c in concurrencies)
@@ -278,7 +291,8 @@ def render_markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=5.0, help="duration of each HTTP load cell")
+    p.add_argument("--seconds", type=float, default=2.0, help="duration of each HTTP load run")
+    p.add_argument("--pairs", type=int, default=3, help="(bare, endpoint) run pairs per cell")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     p.add_argument("--repeats", type=int, default=3, help="repeated loads for the RSS growth check")
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 10_000], help="sampling n values")
@@ -296,9 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": args.seconds,
+        "pairs": args.pairs,
     }
     print("HTTP ...", file=sys.stderr)
-    results["http"] = measure_http(args.seconds, args.concurrency, args.repeats)
+    results["http"] = measure_http(args.seconds, args.concurrency, args.pairs, args.repeats)
     print("sampling ...", file=sys.stderr)
     model = LanguageModel.from_checkpoint(CHECKPOINT, device="cpu")
     results["sampling"] = measure_sampling(model, tuple(args.sizes), args.naive_cap, args.sample_budget)

@@ -11,7 +11,7 @@ from bench.run import TARGETS, main
 
 @pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed (apt-get install wrk)")
 def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
-    args = ["--seconds", "1", "--concurrency", "1", "--repeats", "1", "--sizes", "1", "100",
+    args = ["--seconds", "1", "--pairs", "1", "--concurrency", "1", "--repeats", "1", "--sizes", "1", "100",
             "--train-steps", "40", "--train-rounds", "2", "--sample-budget", "0.02", "--naive-cap", "3",
             "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
