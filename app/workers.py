@@ -20,10 +20,17 @@ from model.inference import LanguageModel
 T = TypeVar("T")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class ModelRunner:
     def __init__(self, model: LanguageModel, threads: int | None = None) -> None:
         self.model = model
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or usable_cores()
         self.limiter = anyio.CapacityLimiter(self.threads)
 
     async def run(self, small: bool, work: Callable[[], T]) -> T:

@@ -1,6 +1,7 @@
 """Model work runs inline when short and table-backed, else on at most `threads` workers."""
 
 import asyncio
+import os
 import threading
 import time
 
@@ -41,3 +42,8 @@ def test_workers_are_capped_at_threads(tiny_model):
 
     asyncio.run(many())
     assert most == 2
+
+
+def test_default_workers_are_the_usable_cores(tiny_model):
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert ModelRunner(tiny_model).threads == expected >= 1
