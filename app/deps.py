@@ -17,10 +17,13 @@ from model.inference import LanguageModel
 class Service:
     """What the lifespan loaded, with the settings it was loaded under."""
 
-    model: LanguageModel
     settings: Settings
-    runner: ModelRunner
+    runner: ModelRunner  # holds the model
     batcher: SampleBatcher
+
+    @property
+    def model(self) -> LanguageModel:
+        return self.runner.model
 
 
 async def get_service(request: Request) -> Service:

@@ -57,7 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.get("val_loss", float("nan")),
     )
     runner = ModelRunner(model)
-    app.state.service = Service(model, app.state.settings, runner, SampleBatcher(runner, INLINE_MAX_NAMES))
+    app.state.service = Service(app.state.settings, runner, SampleBatcher(runner, INLINE_MAX_NAMES))
     # Everything alive now lives as long as the server: out of the collector's sight, a full
     # collection under load takes about a millisecond instead of about 100 ms (measured).
     gc.collect()

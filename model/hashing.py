@@ -16,9 +16,10 @@ from functools import cache
 
 import numpy as np
 
+_MIX1_INT, _MIX2_INT = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # SplitMix64's multipliers
+_MASK = (1 << 64) - 1  # wrapping uint64 arithmetic for Python ints
 GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+_MIX1, _MIX2 = np.uint64(_MIX1_INT), np.uint64(_MIX2_INT)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _KEY_STREAM = np.uint64(0x6E616D6567656E00)  # "namegen\0": the position keys' own stream
 
@@ -37,17 +38,14 @@ def _position_keys(width: int) -> np.ndarray:
     return splitmix64(_KEY_STREAM + positions * GOLDEN_GAMMA) | np.uint64(1)
 
 
-_MASK = (1 << 64) - 1
-
-
 @cache
 def _position_keys_int(width: int) -> tuple[int, ...]:
     return tuple(_position_keys(width).tolist())
 
 
 def _splitmix64_int(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    z = ((z ^ (z >> 30)) * _MIX1_INT) & _MASK
+    z = ((z ^ (z >> 27)) * _MIX2_INT) & _MASK
     return z ^ (z >> 31)
 
 
