@@ -7,11 +7,15 @@ makemore part 2. The module is only a forward pass: ids in, logits out.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from model.families.base import FamilyConfig, WindowModel
+from model.families.registry import Family, register
+from model.recipe import Recipe
 
 INIT_SCHEMES_HELP = (
     "'scaled' (default), 'randn' (every parameter N(0,1)), 'uniform:A,B' (every parameter "
@@ -20,19 +24,19 @@ INIT_SCHEMES_HELP = (
 
 
 @dataclass(frozen=True)
-class MLPConfig:
-    vocab_size: int
+class MLPConfig(FamilyConfig):
     block_size: int = 3
     n_embd: int = 10
     n_hidden: int = 300
 
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+
+# The seed's reference run: SGD, batch 128, 200k steps, lr 0.1 then 0.01 from the halfway step.
+RECIPE = Recipe(examples="windows", optimizer="sgd", steps=200_000, batch_size=128, lr=0.1, lr_after=0.01)
 
 
-class MLP(nn.Module):
+class MLP(WindowModel):
+    kind = "mlp"
+
     def __init__(self, config: MLPConfig, init: str = "scaled", generator: torch.Generator | None = None):
         super().__init__()
         self.config = config
@@ -48,7 +52,7 @@ class MLP(nn.Module):
         emb = self.embedding.weight[contexts].flatten(1)
         return torch.tanh(F.linear(emb, self.hidden.weight, self.hidden.bias))
 
-    def forward(self, contexts: torch.Tensor) -> torch.Tensor:
+    def window_logits(self, contexts: torch.Tensor) -> torch.Tensor:
         """Logits[N, vocab_size] for contexts[N, block_size] of ids."""
         return F.linear(self.hidden_activations(contexts), self.output.weight, self.output.bias)
 
@@ -101,5 +105,6 @@ def _parse_floats(scheme: str, arg: str, count: int) -> list[float]:
     return values
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+FAMILY = register(
+    Family("mlp", MLPConfig, MLP, RECIPE, "Bengio-2003 MLP: embed the last block_size characters, tanh layer")
+)

@@ -1,0 +1,19 @@
+"""Model families, one module each; importing this package registers all of them.
+
+`get_family(kind)` is how everything outside this package reaches a family.
+"""
+
+from model.families import mlp  # noqa: F401  (registers)
+from model.families.base import BOUNDARY_ID, CharModel, FamilyConfig, WindowModel, count_parameters
+from model.families.registry import Family, family_kinds, get_family
+
+__all__ = [
+    "BOUNDARY_ID",
+    "CharModel",
+    "Family",
+    "FamilyConfig",
+    "WindowModel",
+    "count_parameters",
+    "family_kinds",
+    "get_family",
+]
