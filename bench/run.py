@@ -30,8 +30,8 @@ from bench.http_load import run_wrk
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop
 from model.data import build_windows, read_words, split_words
+from model.families.mlp import MLPConfig
 from model.inference import LanguageModel
-from model.mlp import MLPConfig
 from model.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from model.mlp import MLP, MLPConfig
+from model.families.mlp import MLP, MLPConfig
 from model.train import Schedule, evaluate, train_loop
 
 

@@ -21,8 +21,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from model.atomic import write_atomically
+from model.families.mlp import MLP, MLPConfig
 from model.hashing import word_hashes
-from model.mlp import MLP, MLPConfig
 from model.vocab import Vocab
 
 FORMAT_NAME = "namegen-checkpoint"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.mlp import MLP
+from model.families.mlp import MLP
 
 DEFAULT_MAX_TABLE_ENTRIES = 1 << 22  # 4M float64 = 32 MiB per table
 

@@ -20,8 +20,8 @@ from model.checkpoint import Checkpoint, load_checkpoint
 from model.data import build_windows
 from model.device import resolve_device
 from model.distributions import DEFAULT_MAX_TABLE_ENTRIES, ContextTable, build_source
+from model.families.base import count_parameters
 from model.hashing import contains, contains_one, word_hash, word_hashes
-from model.mlp import count_parameters
 from model.sampler import (
     ForwardSteps,
     Shaping,

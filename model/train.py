@@ -23,7 +23,8 @@ from tqdm import tqdm
 from model.checkpoint import Checkpoint, hash_words, save_checkpoint
 from model.data import REFERENCE_URL, build_windows, download_word_list, file_sha256, read_words, split_words
 from model.device import DEVICE_CHOICES, resolve_device
-from model.mlp import INIT_SCHEMES_HELP, MLP, MLPConfig, count_parameters
+from model.families.base import count_parameters
+from model.families.mlp import INIT_SCHEMES_HELP, MLP, MLPConfig
 from model.plots import plot_loss_curve
 from model.vocab import Vocab
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.mlp import MLP, MLPConfig, count_parameters
+from model.families.base import count_parameters
+from model.families.mlp import MLP, MLPConfig
 
 
 def test_forward_matches_the_bengio_equations_by_hand():

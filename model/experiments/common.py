@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from model.data import build_windows, download_word_list, file_sha256, read_words, split_words
-from model.mlp import MLP, MLPConfig
+from model.families.mlp import MLP, MLPConfig
 from model.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[2]

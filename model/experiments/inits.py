@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model.experiments.common import Data, batch_generator, fresh_model, sample_index
-from model.mlp import MLP
+from model.families.mlp import MLP
 from model.train import Schedule, evaluate, train_loop
 
 SATURATED = 0.99  # |tanh| above this sits on a flat tail: its gradient 1 - h^2 is below 0.02
