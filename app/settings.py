@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
     novel_max_rounds: int = Field(10, ge=1, le=100, description="resampling rounds for novel names")
+    workers: int | None = Field(None, ge=1, description="model worker threads (default: the usable CPUs)")
 
 
 @lru_cache

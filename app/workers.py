@@ -8,23 +8,21 @@ holding its own buffers (and glibc heap arena) while it waits.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
+from app.cpus import available_cpus
 from model.inference import LanguageModel
 
 T = TypeVar("T")
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+    """The CPUs this process may use: its CPU affinity capped by its cgroup's CPU quota."""
+    return available_cpus()
 
 
 class ModelRunner:
