@@ -3,7 +3,7 @@
 `get_family(kind)` is how everything outside this package reaches a family.
 """
 
-from model.families import mlp  # noqa: F401  (registers)
+from model.families import bigram, gru, mlp, transformer, wavenet  # noqa: F401  (registers)
 from model.families.base import BOUNDARY_ID, CharModel, FamilyConfig, WindowModel, count_parameters
 from model.families.registry import Family, family_kinds, get_family
 
