@@ -1,14 +1,16 @@
 """One self-describing `.safetensors` file per trained model; no pickle anywhere.
 
-Tensors: the MLP's parameters plus `known_word_hashes`, the sorted 64-bit hashes
+Tensors: the model's parameters plus `known_word_hashes`, the sorted 64-bit hashes
 (`model.hashing.word_hashes`) of every word of the word list the model was trained from, so
 novelty can be checked without shipping the list.
 The safetensors metadata header (str -> str) carries JSON: format and version, model kind and
-config, alphabet, metrics, data provenance and the training arguments.
+config, alphabet, metrics, data provenance, the training arguments, and a sha256 digest over all
+of it and every tensor, so an edited or damaged file is refused instead of served.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,14 +23,15 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from model.atomic import write_atomically
-from model.families.mlp import MLP, MLPConfig
+from model.families import CharModel, FamilyConfig, get_family
 from model.hashing import word_hashes
 from model.vocab import Vocab
 
 FORMAT_NAME = "namegen-checkpoint"
-FORMAT_VERSION = 2  # 2: word hashes by model.hashing (1 used blake2b)
-MODEL_KIND = "mlp"
+FORMAT_VERSION = 3  # 3: any family, digest; 2: word hashes by model.hashing; 1: blake2b hashes
 KNOWN_WORDS_KEY = "known_word_hashes"
+DIGEST_KEY = "digest"
+_JSON_FIELDS = ("model", "metrics", "data", "train_args")
 
 
 class CheckpointError(Exception):
@@ -48,17 +51,18 @@ class ForeignCheckpointError(CheckpointError):
 
 
 class UnsupportedVersionError(CheckpointError):
-    """Written by a newer namegen whose format this code does not know."""
+    """Written by a namegen whose format this code does not read."""
 
 
-def hash_words(words: Iterable[str]) -> torch.Tensor:
+def known_word_hashes(words: Iterable[str]) -> torch.Tensor:
     """The sorted, distinct hashes of `words`, as stored under `known_word_hashes`."""
     return torch.from_numpy(np.unique(word_hashes(list(words))))
 
 
 @dataclass
 class Checkpoint:
-    config: MLPConfig
+    kind: str
+    config: FamilyConfig
     vocab: Vocab
     state_dict: dict[str, torch.Tensor]
     known_word_hashes: torch.Tensor
@@ -66,10 +70,25 @@ class Checkpoint:
     data: dict[str, Any] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
 
-    def build_model(self, device: torch.device | str = "cpu") -> MLP:
-        model = MLP(self.config)
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def build_model(self, device: torch.device | str = "cpu") -> CharModel:
+        model = get_family(self.kind).build(self.config)
         model.load_state_dict(self.state_dict)
         return model.to(device).eval()
+
+
+def digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """sha256 over every tensor (name, dtype, shape, bytes) and every metadata entry but itself."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for key in sorted(k for k in metadata if k != DIGEST_KEY):
+        h.update(f"{key}\0{metadata[key]}\0".encode())
+    return h.hexdigest()
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -79,20 +98,26 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
-        "model": json.dumps({"kind": MODEL_KIND, "config": asdict(checkpoint.config)}),
+        "model": json.dumps({"kind": checkpoint.kind, "config": checkpoint.config_dict()}),
         "alphabet": checkpoint.vocab.alphabet,
         "metrics": json.dumps(checkpoint.metrics),
         "data": json.dumps(checkpoint.data),
         "train_args": json.dumps(checkpoint.train_args),
     }
+    metadata[DIGEST_KEY] = digest(tensors, metadata)
     write_atomically(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Load and validate a checkpoint; every failure is a CheckpointError naming file and cause."""
-    path = Path(path)
-    if not path.is_file():
+def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    if not path.exists():
         raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"checkpoint {path} is not a file (a directory?)")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc.strerror}") from None
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -100,7 +125,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
     except Exception as exc:  # safetensors raises its own error types for every bad byte
         raise CorruptCheckpointError(
             f"checkpoint {path} is not a readable safetensors file (truncated or another format): {exc}"
-        ) from exc
+        ) from None
+    return metadata, tensors
+
+
+def _check_version(path: Path, metadata: dict[str, str]) -> None:
     if metadata.get("format") != FORMAT_NAME:
         raise ForeignCheckpointError(
             f"checkpoint {path} is a safetensors file but not a namegen checkpoint "
@@ -116,26 +145,55 @@ def load_checkpoint(path: Path) -> Checkpoint:
             f"checkpoint {path} has format version {version}; this namegen reads version "
             f"{FORMAT_VERSION}: {action}"
         )
-    try:
-        model_info = json.loads(metadata["model"])
-        if model_info["kind"] != MODEL_KIND:
-            raise ForeignCheckpointError(
-                f"checkpoint {path} holds a {model_info['kind']!r} model; this namegen serves {MODEL_KIND!r}"
-            )
-        checkpoint = Checkpoint(
-            config=MLPConfig(**model_info["config"]),
-            vocab=Vocab(metadata["alphabet"]),
-            state_dict={k: v for k, v in tensors.items() if k != KNOWN_WORDS_KEY},
-            known_word_hashes=tensors[KNOWN_WORDS_KEY],
-            metrics=json.loads(metadata["metrics"]),
-            data=json.loads(metadata["data"]),
-            train_args=json.loads(metadata["train_args"]),
+
+
+def _check_tensors(state_dict: dict[str, torch.Tensor], hashes: torch.Tensor | None) -> None:
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"tensor {name!r} holds NaN or infinite values")
+    if hashes is None:
+        raise ValueError(f"tensor {KNOWN_WORDS_KEY!r} is missing")
+    if hashes.dtype != torch.int64 or hashes.dim() != 1 or not len(hashes):
+        raise ValueError(
+            f"{KNOWN_WORDS_KEY!r} must be a non-empty 1-D int64 tensor, got "
+            f"{hashes.dtype} of shape {tuple(hashes.shape)}"
         )
-        if checkpoint.config.vocab_size != checkpoint.vocab.size:
+    if len(hashes) > 1 and not bool((hashes[1:] > hashes[:-1]).all()):
+        raise ValueError(f"{KNOWN_WORDS_KEY!r} must be sorted and distinct")
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Load and verify a checkpoint; every failure is a CheckpointError naming file and cause."""
+    path = Path(path)
+    metadata, tensors = _read(path)
+    _check_version(path, metadata)
+    if metadata.get(DIGEST_KEY) != digest(tensors, metadata):
+        raise CorruptCheckpointError(
+            f"checkpoint {path} is inconsistent: its digest does not match its tensors and metadata "
+            "(the file was edited or damaged)"
+        )
+    try:
+        info = {key: json.loads(metadata[key]) for key in _JSON_FIELDS}
+        for key, value in info.items():
+            if not isinstance(value, dict):
+                raise ValueError(f"metadata {key!r} must be a JSON object, got {type(value).__name__}")
+        family = get_family(info["model"]["kind"])
+        vocab = Vocab(metadata["alphabet"])
+        state_dict = {k: v for k, v in tensors.items() if k != KNOWN_WORDS_KEY}
+        _check_tensors(state_dict, tensors.get(KNOWN_WORDS_KEY))
+        checkpoint = Checkpoint(
+            kind=family.kind,
+            config=family.config(**info["model"]["config"]),
+            vocab=vocab,
+            state_dict=state_dict,
+            known_word_hashes=tensors[KNOWN_WORDS_KEY],
+            metrics=info["metrics"],
+            data=info["data"],
+            train_args=info["train_args"],
+        )
+        if checkpoint.config.vocab_size != vocab.size:
             raise ValueError("config vocab_size differs from the alphabet's size")
-        checkpoint.build_model()  # shapes and names must match the config exactly
-    except CheckpointError:
-        raise
+        checkpoint.build_model()  # names and shapes must match the config exactly
     except Exception as exc:
-        raise CorruptCheckpointError(f"checkpoint {path} is inconsistent: {exc}") from exc
+        raise CorruptCheckpointError(f"checkpoint {path} is inconsistent: {exc}") from None
     return checkpoint

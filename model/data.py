@@ -112,3 +112,22 @@ def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[torc
             context = [*context[1:], idx]
     x = torch.tensor(contexts, dtype=torch.long).reshape(-1, block_size)
     return x, torch.tensor(targets, dtype=torch.long)
+
+
+IGNORE_TARGET = -1  # padding after a name's end: predicts nothing, counts in no loss
+
+
+def build_sequences(words: list[str], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole-name rows for sequence models: inputs[N, T] = '.' + word (padded with '.') and
+    targets[N, T] = word + '.' (padded with IGNORE_TARGET), T = longest word + 1.
+
+    Row by row these are exactly `build_windows`' predictions: every character, then the end.
+    """
+    width = max(map(len, words), default=0) + 1
+    inputs = torch.zeros((len(words), width), dtype=torch.long)
+    targets = torch.full((len(words), width), IGNORE_TARGET, dtype=torch.long)
+    for row, word in enumerate(words):
+        ids = vocab.encode(word)
+        inputs[row, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
+        targets[row, : len(ids) + 1] = torch.tensor([*ids, 0], dtype=torch.long)
+    return inputs, targets

@@ -6,6 +6,7 @@ experiments and the benchmark read it, so a reference number is stated in exactl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -32,6 +33,7 @@ class Recipe:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
     eval_every: int = 10_000
+    keep_best: bool = True  # keep the weights of the best val evaluation, not the last step's
     seed: int = 1337
     split_seed: int = 42
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -40,6 +42,23 @@ class Recipe:
     def decay_step(self) -> int:
         """The step from which `sgd` uses `lr_after`."""
         return int(self.steps * self.decay_at)
+
+    def lr_at(self, step: int) -> float:
+        """`sgd`: `lr` until the decay step, then `lr_after`; `adamw`: cosine from `lr` to `lr_after`."""
+        if self.optimizer == "sgd":
+            return self.lr if step < self.decay_step else self.lr_after
+        progress = step / max(1, self.steps - 1)
+        return self.lr_after + 0.5 * (self.lr - self.lr_after) * (1 + math.cos(math.pi * progress))
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field out of range."""
+        for name in ("steps", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.decay_at <= 1:
+            raise ValueError(f"decay_at must be in [0, 1], got {self.decay_at}")
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-9:
+            raise ValueError(f"split must be three non-negative fractions summing to 1, got {self.split}")
 
     def with_(self, **changes: object) -> Recipe:
         return replace(self, **changes)

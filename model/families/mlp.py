@@ -28,22 +28,25 @@ class MLPConfig(FamilyConfig):
     block_size: int = 3
     n_embd: int = 10
     n_hidden: int = 300
+    init: str = "scaled"  # how parameters start (INIT_SCHEMES_HELP); loading overwrites them
 
 
 # The seed's reference run: SGD, batch 128, 200k steps, lr 0.1 then 0.01 from the halfway step.
-RECIPE = Recipe(examples="windows", optimizer="sgd", steps=200_000, batch_size=128, lr=0.1, lr_after=0.01)
+RECIPE = Recipe(
+    examples="windows", optimizer="sgd", steps=200_000, batch_size=128, lr=0.1, lr_after=0.01, keep_best=False
+)
 
 
 class MLP(WindowModel):
     kind = "mlp"
 
-    def __init__(self, config: MLPConfig, init: str = "scaled", generator: torch.Generator | None = None):
+    def __init__(self, config: MLPConfig, init: str | None = None, generator: torch.Generator | None = None):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.n_embd)
         self.hidden = nn.Linear(config.block_size * config.n_embd, config.n_hidden)
         self.output = nn.Linear(config.n_hidden, config.vocab_size)
-        initialise(self, init, generator)
+        initialise(self, init or config.init, generator)
 
     def hidden_activations(self, contexts: torch.Tensor) -> torch.Tensor:
         """tanh activations h[N, n_hidden] for contexts[N, block_size] of ids."""

@@ -16,7 +16,8 @@ from model.atomic import write_atomically
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from model.train import History, Schedule
+    from model.recipe import Recipe
+    from model.training.loop import History
 
 
 def save_figure(fig: Figure, path: Path) -> None:
@@ -27,7 +28,7 @@ def save_figure(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
-def plot_loss_curve(history: History, schedule: Schedule, path: Path, title: str = "") -> None:
+def plot_loss_curve(history: History, recipe: Recipe, path: Path, title: str = "") -> None:
     """Per-step minibatch log10 loss, its 1,000-step mean, val loss points and the lr drop."""
     losses = history.step_losses.log10()
     steps = len(losses)
@@ -46,9 +47,11 @@ def plot_loss_curve(history: History, schedule: Schedule, path: Path, title: str
     if history.val_points:
         vs, vl = zip(*history.val_points, strict=True)
         ax.plot(vs, [math.log10(v) for v in vl], "o-", color="tab:orange", ms=3, label="val (full split)")
-    decay = schedule.steps // 2 if schedule.decay_step is None else schedule.decay_step
-    if 0 < decay < steps:
-        ax.axvline(decay, color="grey", ls="--", lw=0.8, label=f"lr {schedule.lr:g} -> {schedule.lr_after:g}")
+    if recipe.optimizer == "sgd" and 0 < recipe.decay_step < steps:
+        label = f"lr {recipe.lr:g} -> {recipe.lr_after:g}"
+        ax.axvline(recipe.decay_step, color="grey", ls="--", lw=0.8, label=label)
+    if history.best_step is not None:
+        ax.axvline(history.best_step, color="tab:green", ls=":", lw=0.8, label="best val (kept)")
     ax.set_xlabel("step")
     ax.set_ylabel("log10 loss (nats/char)")
     ax.set_title(title, fontsize=9)

@@ -1,0 +1,33 @@
+"""Every speed knob of the engine and the service in one place, each with the measurement behind it.
+
+Change one only with `make bench` (bench/run.py) before and after; the tests pin every fast path
+to the simple definition, so a knob changes speed, never answers.
+"""
+
+# Exact tables: a window family whose vocab**(window + 1) log-probabilities fit this budget gets
+# every context's distribution computed once at load (4M float64 = 32 MiB per table). The block-3
+# MLP (27**4 = 531k entries) and the bigram fit; the block-8 WaveNet (27**9) does not.
+MAX_TABLE_ENTRIES = 1 << 22
+TABLE_BUILD_CHUNK = 4096  # contexts per forward pass while building a table: bounds the peak memory
+
+# Up to this many names a plain Python loop over a table's rows beats array operations, whose
+# per-call overhead is paid at every step (measured: equal at 64 names, 708 vs 536 us at 128,
+# 180 vs 515 us at 16).
+PYTHON_SAMPLING_MAX_N = 64
+
+# Steps of random draws the vectorised loop computes at once (most names end within 8).
+DRAW_BLOCK = 8
+
+# Fewer names than this are hashed one by one in Python ints for the novelty check: about 3 us a
+# name against about 21-30 us for setting up the arrays.
+ARRAY_HASHING_MIN_NAMES = 8
+
+# Work the service runs inline on the event loop for a model with a shared-row (table) source;
+# more, or any forward-pass model, goes to a worker thread. A worker doing Python work fights the
+# loop for the GIL: at concurrency 16, /sample n=100 served 565 req/s with batches over 256 names
+# sent to a worker, 940 with this 2,048 budget (one run; bare endpoint 2,532 and 2,668).
+INLINE_MAX_NAMES = 2048  # sampled names, 1-3 us each from a table
+INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
+
+# Words per teacher-forced scoring pass of a forward-pass model: bounds the padded batch's memory.
+SCORE_CHUNK = 1024

@@ -1,0 +1,212 @@
+"""The facade the service uses: a checkpoint on a device, answering sample / distribution / loss.
+
+Each call is text -> ids -> next-character log-probabilities (a `NextCharSource`) -> numbers;
+nothing here knows HTTP, and nothing here asks which family or which source it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.checkpoint import Checkpoint, load_checkpoint
+from model.device import resolve_device
+from model.engine import knobs
+from model.engine.params import ParameterError, SamplingParams
+from model.engine.sampler import StreamKeys, sample_rows
+from model.engine.shaping import Shaping
+from model.engine.sources import build_source
+from model.families import count_parameters
+from model.hashing import contains, contains_one, word_hash, word_hashes
+from model.vocab import BOUNDARY, UnknownCharactersError
+
+
+@dataclass(frozen=True)
+class WordScore:
+    """How the model scores one word: each prediction (its characters, then the end token)."""
+
+    word: str
+    targets: str  # the predicted characters: the word followed by '.'
+    probs: list[float]
+    nlls: list[float]
+
+    @property
+    def loss(self) -> float:
+        """Mean negative log-likelihood in nats per prediction."""
+        return sum(self.nlls) / len(self.nlls)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled name: its loss (the model's mean NLL of it, end included), whether it is absent
+    from the word list the model was trained on, and whether `max_length` cut it."""
+
+    name: str
+    loss: float
+    novel: bool
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    names: list[Sample]
+    complete: bool  # False when fewer names than asked were found; `reason` says why
+    reason: str | None = None
+
+
+class LanguageModel:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        name: str = "model",
+        max_table_entries: int = knobs.MAX_TABLE_ENTRIES,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.vocab = checkpoint.vocab
+        self.config = checkpoint.config
+        self.kind = checkpoint.kind
+        self.device = device
+        self.name = name
+        # float64 (MPS has none: float32 there) so a word's numbers do not depend on its batch
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.network = checkpoint.build_model(device).for_inference().to(dtype)
+        self.parameter_count = count_parameters(self.network)
+        self.context_limit = self.network.context_limit
+        self.source = build_source(self.network, device, dtype, max_table_entries)
+        self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "auto", **kwargs: Any) -> LanguageModel:
+        path = Path(path)
+        return cls(load_checkpoint(path), resolve_device(device), name=path.stem, **kwargs)
+
+    @property
+    def rows_independent(self) -> bool:
+        """Whether requests may share one sampling pass and still get exactly their own names."""
+        return self.source.rows_independent
+
+    def normalise(self, text: str) -> str:
+        return self.vocab.normalise(text)
+
+    def encode(self, text: str, field: str) -> list[int]:
+        """Ids of normalised `text`, or a ParameterError naming `field` and every bad character."""
+        try:
+            return self.vocab.encode(self.normalise(text))
+        except UnknownCharactersError as exc:
+            raise ParameterError(field, str(exc)) from None
+
+    def next_char_distribution(self, prefix: str = "") -> np.ndarray:
+        """Probabilities[vocab_size] (alphabet order, '.' = end) of the character after `prefix`."""
+        return np.exp(self.source.log_probs(self.source.start(self.encode(prefix, "prefix")))[0])
+
+    def word_losses(self, words: list[str]) -> list[WordScore]:
+        """Score each word: every character and the end token, each predicted from all previous
+        characters within the model's context."""
+        normalised = [self.normalise(w) for w in words]
+        if not all(normalised):
+            raise ParameterError("word", "cannot score an empty word")
+        ids = [self.encode(word, "word") for word in normalised]
+        scores = []
+        for word, lps in zip(normalised, self.source.score(ids), strict=True):
+            lps = lps.tolist()
+            scores.append(WordScore(word, word + BOUNDARY, [math.exp(lp) for lp in lps], [-lp for lp in lps]))
+        return scores
+
+    def sample(
+        self,
+        n: int = 1,
+        params: SamplingParams = SamplingParams(),
+        seed: int | None = None,
+        *,
+        novel: bool = False,
+        max_rounds: int = 10,
+    ) -> SampleResult:
+        """Sample `n` names. With `novel`, only distinct names absent from the word list: the
+        missing ones are resampled (seeds derived from `seed`) for at most `max_rounds` rounds."""
+        if n < 1:
+            raise ParameterError("n", f"n must be >= 1, got {n}")
+        if not novel:
+            return SampleResult(self.sample_batch([(n, seed)], params)[0], complete=True)
+        seed = seed if seed is not None else secrets.randbits(63)
+        found: dict[str, Sample] = {}
+        for round_ in range(max_rounds):
+            missing = n - len(found)
+            (batch,) = self.sample_batch([(max(2 * missing, 16), _round_seed(seed, round_))], params)
+            for sample in batch:
+                if sample.novel and sample.name not in found and len(found) < n:
+                    found[sample.name] = sample
+            if len(found) == n:
+                return SampleResult(list(found.values()), complete=True)
+        reason = (
+            f"found {len(found)} distinct novel names of {n} in {max_rounds} rounds of sampling; "
+            "a higher temperature, a shorter prefix or a longer max_length finds more"
+        )
+        return SampleResult(list(found.values()), complete=False, reason=reason)
+
+    def sample_batch(
+        self, requests: list[tuple[int, int | None]], params: SamplingParams
+    ) -> list[list[Sample]]:
+        """Names for several (n, seed) requests with the same params, in one pass: each request
+        gets exactly the names it gets alone when the source's rows are independent."""
+        params = params.checked(self.vocab)
+        prefix = self.vocab.encode(params.prefix)
+        seeded = [(n, seed if seed is not None else secrets.randbits(64)) for n, seed in requests]
+        shaping = Shaping(params.temperature, params.top_k, params.top_p, forbid_end_first=not prefix)
+        steps = params.max_length - len(prefix)
+        texts, sums, truncated = sample_rows(
+            self.source, self.vocab.alphabet, StreamKeys.of_requests(seeded), prefix, steps, shaping
+        )
+        prefix_sum = float(self.source.score([prefix])[0][:-1].sum()) if prefix else 0.0
+        names = [params.prefix + text for text in texts]
+        known = self.are_known_names(names)
+        samples = [
+            Sample(name, -(prefix_sum + lp) / (len(name) + 1), not is_known, cut)
+            for name, lp, cut, is_known in zip(names, sums, truncated, known, strict=True)
+        ]
+        bounds = np.cumsum([0] + [n for n, _ in seeded]).tolist()
+        return [samples[a:b] for a, b in pairwise(bounds)]
+
+    def is_known_word(self, word: str) -> bool:
+        """Whether `word` is in the word list this checkpoint was trained from (any split)."""
+        return self.are_known_names([self.normalise(word)])[0]
+
+    def are_known_names(self, names: list[str]) -> list[bool]:
+        """`is_known_word` for names as the model writes them (already normalised), in bulk."""
+        if len(names) < knobs.ARRAY_HASHING_MIN_NAMES:
+            return [contains_one(self._known_hashes, word_hash(name)) for name in names]
+        return contains(self._known_hashes, word_hashes(names)).tolist()
+
+    def describe(self) -> dict[str, Any]:
+        """What this model is, for people: family, size, context, alphabet, metrics, provenance."""
+        return {
+            "name": self.name,
+            "family": self.kind,
+            "config": self.checkpoint.config_dict(),
+            "parameters": self.parameter_count,
+            "context": self.context_limit,
+            "alphabet": self.vocab.alphabet,
+            "metrics": self.checkpoint.metrics,
+            "data": self.checkpoint.data,
+            "train_command": self.checkpoint.train_args.get("command"),
+        }
+
+
+def _round_seed(seed: int, round_: int) -> int:
+    """Round 0 uses the request's seed; later rounds a seed derived from it, so runs repeat."""
+    if round_ == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}:{round_}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1

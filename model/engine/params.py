@@ -1,0 +1,58 @@
+"""What one sampling request asks for, and the typed error a model raises for a bad request."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from model.vocab import UnknownCharactersError, Vocab
+
+
+class ParameterError(ValueError):
+    """A request the model cannot answer as asked; `field` names the offending parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How names are drawn: shaping of each next-character distribution, and the frame of a name.
+
+    `temperature` divides the log-probabilities (< 1 bolder, > 1 wilder); `top_k` keeps the k
+    likeliest characters; `top_p` keeps the smallest set of likeliest characters whose
+    probability reaches p (nucleus sampling); every name starts with `prefix` (normalised) and
+    has at most `max_length` characters. Frozen and hashable: the service batches requests by it.
+    """
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    prefix: str = ""
+    max_length: int = 32
+
+    def checked(self, vocab: Vocab) -> SamplingParams:
+        """These params with the prefix normalised, or a ParameterError naming what is wrong."""
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ParameterError("temperature", f"temperature must be finite and > 0, got {self.temperature}")
+        if self.top_k is not None and not 1 <= self.top_k <= vocab.size:
+            raise ParameterError("top_k", f"top_k must be between 1 and the vocabulary size ({vocab.size})")
+        if self.top_p is not None and not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
+            raise ParameterError("top_p", f"top_p must be in (0, 1], got {self.top_p}")
+        prefix = vocab.normalise(self.prefix)
+        try:
+            vocab.check(prefix)
+        except UnknownCharactersError as exc:
+            raise ParameterError("prefix", str(exc)) from None
+        if self.max_length < 1:
+            raise ParameterError("max_length", f"max_length must be >= 1, got {self.max_length}")
+        if len(prefix) > self.max_length:
+            raise ParameterError(
+                "prefix", f"prefix has {len(prefix)} characters, more than max_length ({self.max_length})"
+            )
+        return (
+            self
+            if prefix == self.prefix
+            else SamplingParams(self.temperature, self.top_k, self.top_p, prefix, self.max_length)
+        )

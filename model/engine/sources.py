@@ -1,0 +1,204 @@
+"""Where next-character distributions come from: one interface, two implementations.
+
+`ForwardSource` runs any family's forward pass (`start`/`step`/`keep`, `sequence_logits`).
+`ContextTable` is an optional accelerator for window families: with block size 3 and 27
+characters there are only 27^3 = 19,683 contexts, so every next-character distribution is
+computed once, exactly, by the forward pass at load time, and sampling and scoring become lookups.
+Both give the same numbers: the table IS the forward pass's output.
+
+A source's state stands for some rows' prefixes ('.' + prefix + what was drawn so far);
+`log_probs(state)` is each row's next-character distribution. The sampler (`model.engine.sampler`)
+and the language model only use the methods of `NextCharSource`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.engine import knobs
+from model.engine.shaping import Shaping
+from model.families import BOUNDARY_ID, CharModel
+
+State = Any
+
+
+def log_softmax_numpy(logits: torch.Tensor) -> np.ndarray:
+    """Log-probabilities as float64 numpy on the CPU."""
+    return torch.log_softmax(logits, dim=-1).to("cpu", torch.float64).numpy()
+
+
+class NextCharSource:
+    """The interface, with the parts both implementations share."""
+
+    vocab_size: int
+    # True when a row's numbers never depend on which other rows share a call (a table lookup):
+    # then requests may be sampled together and still get exactly the names they get alone.
+    rows_independent: bool = False
+
+    def start(self, prefix: list[int]) -> State:
+        """One row's state after reading '.' and the ids of `prefix`."""
+        raise NotImplementedError
+
+    def log_probs(self, state: State) -> np.ndarray:
+        """float64[rows, vocab]: log p(next id | each row's prefix)."""
+        raise NotImplementedError
+
+    def advance(self, state: State, ids: np.ndarray) -> State:
+        """The state after each row reads its id in `ids`."""
+        raise NotImplementedError
+
+    def keep(self, state: State, rows: np.ndarray) -> State:
+        """Only `rows` of the state (repeating an index repeats its row)."""
+        raise NotImplementedError
+
+    def score(self, words: list[list[int]]) -> list[np.ndarray]:
+        """For each word (ids), log p of each of its characters and then of the end token."""
+        raise NotImplementedError
+
+    def log_prob(self, state: State, ids: np.ndarray) -> np.ndarray:
+        """The unshaped log p of ids[r] for each row r."""
+        return self.log_probs(state)[np.arange(len(ids)), ids]
+
+    def cdf(self, state: State, shaping: Shaping, first_step: bool) -> np.ndarray:
+        """Each row's shaped CDF (see `Shaping.cdf`)."""
+        return shaping.cdf(self.log_probs(state), first_step)
+
+
+class ForwardSource(NextCharSource):
+    """The forward pass of any family, one batched step per call. State: (model state, log-probs)."""
+
+    def __init__(self, model: CharModel, device: torch.device, dtype: torch.dtype) -> None:
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.vocab_size = model.config.vocab_size
+
+    def start(self, prefix: list[int]) -> State:
+        with torch.inference_mode():
+            state = self.model.start(1)
+            for idx in [BOUNDARY_ID, *prefix]:
+                state, logits = self.model.step(state, torch.tensor([idx], device=self.device))
+        return state, log_softmax_numpy(logits)
+
+    def log_probs(self, state: State) -> np.ndarray:
+        return state[1]
+
+    def advance(self, state: State, ids: np.ndarray) -> State:
+        with torch.inference_mode():
+            model_state, logits = self.model.step(state[0], torch.from_numpy(ids).to(self.device))
+        return model_state, log_softmax_numpy(logits)
+
+    def keep(self, state: State, rows: np.ndarray) -> State:
+        with torch.inference_mode():
+            model_state = self.model.keep(state[0], torch.from_numpy(rows).to(self.device))
+        return model_state, state[1][rows]
+
+    def score(self, words: list[list[int]]) -> list[np.ndarray]:
+        """One teacher-forced pass over all words, padded to the longest (in chunks)."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(words), knobs.SCORE_CHUNK):
+            chunk = words[start : start + knobs.SCORE_CHUNK]
+            width = max(map(len, chunk)) + 1
+            ids = np.zeros((len(chunk), width + 1), dtype=np.int64)  # '.' + word + '.' + padding
+            for row, word in enumerate(chunk):
+                ids[row, 1 : len(word) + 1] = word
+            with torch.inference_mode():
+                logits = self.model.sequence_logits(torch.from_numpy(ids[:, :-1]).to(self.device))
+            log_probs = log_softmax_numpy(logits)
+            targets = np.take_along_axis(log_probs, ids[:, 1:, None], axis=2)[..., 0]
+            out += [targets[row, : len(word) + 1] for row, word in enumerate(chunk)]
+        return out
+
+
+class ContextTable(NextCharSource):
+    """Every context's log-probabilities, computed once by a window model, looked up by code.
+
+    A context's code is its ids read as a base-vocab_size number: appending id j to the context
+    with code c gives code (c * V + j) % V**window. State: each row's context code.
+    """
+
+    rows_independent = True
+
+    def __init__(self, forward: ForwardSource, window: int) -> None:
+        v = self.vocab_size = forward.vocab_size
+        self.context_count = v**window
+        every_context = np.ascontiguousarray(np.indices((v,) * window).reshape(window, -1).T)
+        model, device = forward.model, forward.device
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, self.context_count, knobs.TABLE_BUILD_CHUNK):
+                contexts = torch.from_numpy(every_context[start : start + knobs.TABLE_BUILD_CHUNK])
+                chunks.append(log_softmax_numpy(model.window_logits(contexts.to(device))))
+        self.table = np.concatenate(chunks)
+        self.cdf_table = Shaping().cdf(self.table, first_step=False)
+        self.cdf_rows: list[list[float]] = self.cdf_table.tolist()  # for loops over a few names
+        self._first_rows: dict[tuple[int, Shaping], list[float]] = {}
+
+    def next_code(self, code: int, idx: int) -> int:
+        return (code * self.vocab_size + idx) % self.context_count
+
+    def start(self, prefix: list[int]) -> np.ndarray:
+        code = 0
+        for idx in prefix:
+            code = self.next_code(code, idx)
+        return np.array([code], dtype=np.int64)
+
+    def log_probs(self, state: np.ndarray) -> np.ndarray:
+        return self.table.take(state, axis=0)
+
+    def log_prob(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return self.table[state, ids]
+
+    def advance(self, state: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return (state * self.vocab_size + ids) % self.context_count
+
+    def keep(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return state[rows]
+
+    def cdf(self, state: np.ndarray, shaping: Shaping, first_step: bool) -> np.ndarray:
+        if shaping.plain and not first_step:
+            return self.cdf_table.take(state, axis=0)
+        return shaping.cdf(self.log_probs(state), first_step)
+
+    def first_cdf_row(self, code: int, shaping: Shaping) -> list[float]:
+        """The CDF row that starts names after context `code` (memoised for plain shaping: every
+        call with the same prefix starts alike)."""
+        if not shaping.plain:
+            return shaping.cdf(self.table[code : code + 1], first_step=True)[0].tolist()
+        key = (code, shaping)
+        if key not in self._first_rows:
+            self._first_rows[key] = shaping.cdf(self.table[code : code + 1], first_step=True)[0].tolist()
+        return self._first_rows[key]
+
+    def shaped_row(self, code: int, shaping: Shaping) -> list[float]:
+        """A later step's CDF row as a Python list."""
+        if shaping.plain:
+            return self.cdf_rows[code]
+        return shaping.cdf(self.table[code : code + 1], first_step=False)[0].tolist()
+
+    def score(self, words: list[list[int]]) -> list[np.ndarray]:
+        log_prob, out = self.table.item, []
+        for word in words:
+            code, lps = 0, []
+            for idx in [*word, BOUNDARY_ID]:
+                lps.append(log_prob(code, idx))
+                code = self.next_code(code, idx)
+            out.append(np.array(lps))
+        return out
+
+
+def build_source(
+    model: CharModel,
+    device: torch.device,
+    dtype: torch.dtype,
+    max_table_entries: int = knobs.MAX_TABLE_ENTRIES,
+) -> NextCharSource:
+    """The forward pass, or its exact table when the model reads a window whose table fits."""
+    forward = ForwardSource(model, device, dtype)
+    window = model.window
+    if window is not None and model.config.vocab_size ** (window + 1) <= max_table_entries:
+        return ContextTable(forward, window)
+    return forward

@@ -1,0 +1,119 @@
+"""One training run from a word list to a checkpoint: split, examples, loop, metrics, provenance.
+
+The test split is evaluated once, at the end, after every choice (including which weights to
+keep) was made on val.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.checkpoint import Checkpoint, known_word_hashes
+from model.data import Splits, file_sha256, split_words
+from model.families import CharModel, Family, FamilyConfig, count_parameters
+from model.recipe import Recipe
+from model.training.examples import Examples, Sequences, Windows, evaluate
+from model.training.loop import History, train_loop
+from model.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class WordSource:
+    """The word list a run trains on, and where it came from."""
+
+    words: list[str]
+    path: Path
+    source: str  # the path or URL as the user gave it
+
+
+@dataclass
+class TrainedModel:
+    model: CharModel
+    checkpoint: Checkpoint
+    history: History
+
+
+def split_examples(
+    model: CharModel, recipe: Recipe, splits: Splits, vocab: Vocab, device: torch.device
+) -> dict[str, Examples]:
+    """Each split as the recipe feeds the model: windows or whole names."""
+    if recipe.examples == "windows":
+        return {
+            name: Windows.of(getattr(splits, name), vocab, model.window, device)
+            for name in ("train", "val", "test")
+        }
+    return {name: Sequences.of(getattr(splits, name), vocab, device) for name in ("train", "val", "test")}
+
+
+def _fit_counts(model: CharModel, train: Sequences) -> History:
+    """A counted model (the bigram): one pass over the training names, no optimiser."""
+    started = time.perf_counter()
+    ids = torch.cat([train.inputs[:, :1], train.targets.clamp(min=0)], dim=1)
+    model.fit_counts(ids, train.targets >= 0)  # type: ignore[attr-defined]
+    return History(torch.empty(0), wall_seconds=time.perf_counter() - started)
+
+
+def train_model(
+    family: Family,
+    config_values: dict[str, Any],
+    recipe: Recipe,
+    data: WordSource,
+    device: torch.device,
+    train_args: dict[str, Any],
+    progress: bool = True,
+) -> TrainedModel:
+    vocab = Vocab.from_words(data.words)
+    splits = split_words(data.words, recipe.split_seed, recipe.split)
+    config: FamilyConfig = family.config(vocab_size=vocab.size, **config_values)
+    torch.manual_seed(recipe.seed)
+    model = family.build(config, generator=torch.Generator().manual_seed(recipe.seed)).to(device)
+    examples = split_examples(model, recipe, splits, vocab, device)
+    print(
+        f"{family.kind}: {len(data.words)} words ({len(splits.train)}/{len(splits.val)}/{len(splits.test)}), "
+        f"alphabet {vocab.size}, {count_parameters(model)} parameters, device {device}",
+        file=sys.stderr,
+    )
+    if recipe.examples == "counts":
+        history = _fit_counts(model, examples["train"])
+    else:
+        batches = torch.Generator(device=device).manual_seed(recipe.seed)
+        history = train_loop(
+            model, examples["train"], recipe, batches, examples["val"], progress, family.kind
+        )
+    model.eval()
+    steps = recipe.steps if recipe.examples != "counts" else 0
+    metrics = {
+        "train_loss": evaluate(model, examples["train"]),
+        "val_loss": evaluate(model, examples["val"]),
+        "test_loss": evaluate(model, examples["test"]),
+        "steps": steps,
+        "best_step": history.best_step,
+        "wall_seconds": round(history.wall_seconds, 2),
+        "steps_per_second": round(steps / history.wall_seconds, 1) if steps else None,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    checkpoint = Checkpoint(
+        kind=family.kind,
+        config=config,
+        vocab=vocab,
+        state_dict=model.state_dict(),
+        known_word_hashes=known_word_hashes(data.words),
+        metrics=metrics,
+        data={
+            "source": data.source,
+            "sha256": file_sha256(data.path),
+            "word_count": len(data.words),
+            "split_seed": recipe.split_seed,
+            "split_fractions": list(recipe.split),
+            "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        },
+        train_args=train_args,
+    )
+    return TrainedModel(model, checkpoint, history)
