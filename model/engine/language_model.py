@@ -28,6 +28,8 @@ from model.families import count_parameters
 from model.hashing import contains, contains_one, word_hash, word_hashes
 from model.vocab import BOUNDARY, UnknownCharactersError
 
+DEFAULT_PARAMS = SamplingParams()
+
 
 @dataclass(frozen=True)
 class WordScore:
@@ -128,7 +130,7 @@ class LanguageModel:
     def sample(
         self,
         n: int = 1,
-        params: SamplingParams = SamplingParams(),
+        params: SamplingParams = DEFAULT_PARAMS,
         seed: int | None = None,
         *,
         novel: bool = False,
