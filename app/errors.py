@@ -1,4 +1,5 @@
-"""422 responses that always render, even when the bad input was NaN or Infinity."""
+"""422 responses: FastAPI's own (rendered even when the bad input was NaN or Infinity), and a model's
+ParameterError in the same format."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from model.engine.params import ParameterError
 
 
 def _json_safe(value: Any) -> Any:
@@ -24,3 +27,12 @@ def _json_safe(value: Any) -> Any:
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
+
+def parameter_errors(exc: ParameterError) -> list[dict[str, Any]]:
+    """A model's ParameterError as FastAPI's 422 error entries."""
+    return [{"type": "value_error", "loc": ["body", *loc], "msg": msg} for loc, msg in exc.problems]
+
+
+async def parameter_error_handler(request: Request, exc: ParameterError) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": parameter_errors(exc)})

@@ -1,4 +1,4 @@
-"""The HTTP contract's hard limits (DESIGN.md); settings may lower them, never raise them."""
+"""The HTTP contract's hard limits (the README's "The API"); settings may lower them, never raise them."""
 
 MAX_N = 1000
 MAX_WORDS = 1000

@@ -1,4 +1,4 @@
-"""create_app(): settings, a lifespan that loads the checkpoint once, the routes. Only assembly."""
+"""create_app(): settings, a lifespan that loads every checkpoint once, the routes. Only assembly."""
 
 from __future__ import annotations
 
@@ -10,21 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from app.batching import SampleBatcher
-from app.deps import Service
-from app.errors import validation_error_handler
+from app.errors import parameter_error_handler, validation_error_handler
 from app.middleware import JSONBodiesOnly
-from app.routes import INLINE_MAX_NAMES, router
+from app.routes import router
 from app.settings import Settings, get_settings
-from app.workers import ModelRunner
-from model.checkpoint import CheckpointError
-from model.inference import LanguageModel
+from app.state import Service, StartupError
+from model.engine.params import ParameterError
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's configured logger: our lines look like its own
-
-
-class StartupError(RuntimeError):
-    """The service cannot start; the message says why in one line."""
 
 
 class _OneLineStartupError(logging.Filter):
@@ -37,27 +30,21 @@ class _OneLineStartupError(logging.Filter):
         return True
 
 
-def load_model(settings: Settings) -> LanguageModel:
-    try:
-        return LanguageModel.from_checkpoint(settings.checkpoint, device=settings.device)
-    except (CheckpointError, ValueError) as exc:
-        raise StartupError(f"namegen cannot start: {exc} (set NAMEGEN_CHECKPOINT / NAMEGEN_DEVICE)") from None
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.addFilter(_OneLineStartupError())
-    model = load_model(app.state.settings)
-    metrics = model.checkpoint.metrics
-    log.info(
-        "loaded %s: %d parameters on %s, val loss %.4f",
-        model.name,
-        model.parameter_count,
-        model.device,
-        metrics.get("val_loss", float("nan")),
-    )
-    runner = ModelRunner(model, threads=app.state.settings.workers)
-    app.state.service = Service(app.state.settings, runner, SampleBatcher(runner, INLINE_MAX_NAMES))
+    service = Service.start(app.state.settings)
+    for model in service.models.values():
+        log.info(
+            "loaded %s (%s): %d parameters on %s, val loss %.4f%s",
+            model.name,
+            model.kind,
+            model.parameter_count,
+            model.device,
+            model.checkpoint.metrics.get("val_loss", float("nan")),
+            " (default)" if model.name == service.default_name else "",
+        )
+    app.state.service = service
     # Everything alive now lives as long as the server: out of the collector's sight, a full
     # collection under load takes about a millisecond instead of about 100 ms (measured).
     gc.collect()
@@ -79,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = None
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_middleware(JSONBodiesOnly)
     app.include_router(router)
     return app

@@ -1,8 +1,8 @@
-"""Thin handlers: validate against the loaded model -> call LanguageModel -> shape the response.
+"""Thin handlers: validate -> one model call -> shape the response.
 
-Model work here is table lookups: a request costs microseconds to a few milliseconds, so it runs
-inline; only work that could take longer (many words to score, or any model without a table) goes
-to a worker thread (`app.workers`). The budgets are measured by bench/run.py.
+The model raises a ParameterError for anything only it can judge (characters outside its
+alphabet, top_k above its vocabulary); `app.errors` turns it into a 422 naming the field. The
+runner (`app.workers`) decides whether the work runs inline or on a worker thread.
 Responses are plain dicts serialised by orjson (`JSONBytes`), skipping FastAPI's re-validation
 of what our own code built; `response_model` still documents them, and tests validate real
 responses against those models.
@@ -10,8 +10,8 @@ responses against those models.
 
 from __future__ import annotations
 
-import hashlib
 import math
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
@@ -23,110 +23,91 @@ from app.schemas import (
     Health,
     LossRequest,
     ModelInfo,
+    ModelList,
     NextCharRequest,
     NextCharResponse,
     SampleRequest,
     SampleResponse,
+    ServedModelInfo,
     WordLoss,
 )
-from app.validation import field_error, limit_errors, raise_if_errors, text_errors
-from model.inference import LanguageModel, WordScore
+from app.validation import limit_errors, raise_if_errors
+from model.engine.language_model import SampleResult, WordScore
+from model.engine.params import SamplingParams
 
 router = APIRouter(default_response_class=JSONBytes)
 
-INLINE_MAX_NAMES = 2048  # sampled names (1-3 us each) that run inline on a table model
-INLINE_MAX_WORDS = 100  # scored words (about 10 us each) that run inline on a table model
 
-
-@router.get("/health", response_model=Health, summary="200 once the model is loaded, else 503")
+@router.get("/health", response_model=Health, summary="200 once the models are loaded, else 503")
 async def health(service: ServiceDep) -> JSONBytes:
     return JSONBytes({"status": "ok"})
 
 
-@router.get("/model", response_model=ModelInfo, summary="What is being served")
-async def model_info(service: ServiceDep) -> JSONBytes:
-    model = service.model
+@router.get("/models", response_model=ModelList, summary="Every loaded model")
+async def list_models(service: ServiceDep) -> JSONBytes:
     return JSONBytes({
-        "name": model.name,
-        "kind": "mlp",
-        "config": vars(model.config),
-        "parameters": model.parameter_count,
-        "alphabet": model.vocab.alphabet,
-        "metrics": model.checkpoint.metrics,
-        "data": model.checkpoint.data,
-        "device": str(model.device),
+        "default": service.default_name,
+        "models": [service.describe(model) for model in service.models.values()],
     })  # fmt: skip
+
+
+@router.get(
+    "/models/{name}",
+    response_model=ModelInfo,
+    summary="One loaded model",
+    responses={404: {"description": "No model of that name is loaded"}},
+)
+async def model_by_name(name: str, service: ServiceDep) -> JSONBytes:
+    if name not in service.models:
+        return JSONBytes(
+            {"detail": f"unknown model {name!r}; available: {', '.join(service.models)}"}, status_code=404
+        )
+    return JSONBytes(service.describe(service.models[name]))
+
+
+@router.get("/model", response_model=ServedModelInfo, summary="The default model, and the device")
+async def default_model(service: ServiceDep) -> JSONBytes:
+    model = service.default
+    return JSONBytes({**service.describe(model), "device": str(model.device)})
 
 
 @router.post("/sample", response_model=SampleResponse, summary="Invent new names")
 async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
-    model, settings = service.model, service.settings
-    errors = [
+    settings = service.settings
+    raise_if_errors([
         *limit_errors(req.n, settings.max_n, ["n"], "n"),
         *limit_errors(req.max_length, settings.max_length, ["max_length"], "max_length"),
-        *text_errors(model, req.prefix, ["prefix"]),
-    ]
-    if req.top_k is not None and req.top_k > model.vocab.size:
-        message = f"top_k must be at most the vocabulary size ({model.vocab.size})"
-        errors.append(field_error(["top_k"], message, req.top_k))
-    raise_if_errors(errors)
-    if req.novel or not model.uses_table:
-        small = req.n * (2 if req.novel else 1) <= INLINE_MAX_NAMES
-        rounds = settings.novel_max_rounds
-        names = await service.runner.run(small, lambda: _sample_unbatched(model, req, rounds))
-    else:  # concurrent requests share one sampling pass, each still getting its own names
-        scored = await service.batcher.sample(
-            req.n, req.seed, (req.temperature, req.top_k, req.prefix, req.max_length)
-        )
-        names = _with_novelty(model, scored)
-    return JSONBytes({"model": model.name, "names": names, "complete": len(names) == req.n})
-
-
-def _with_novelty(model: LanguageModel, scored: list[tuple[str, float]]) -> list[dict[str, Any]]:
-    known = model.are_known_names([name for name, _ in scored])
-    return [
-        {"name": name, "loss": loss, "novel": not is_known}
-        for (name, loss), is_known in zip(scored, known, strict=True)
-    ]
-
-
-def _sample_unbatched(model: LanguageModel, req: SampleRequest, max_rounds: int) -> list[dict[str, Any]]:
-    """n names with their losses, without batching; with `novel`, resample only the missing
-    ones, for at most `max_rounds` rounds."""
-    kwargs = {"temperature": req.temperature, "top_k": req.top_k, "prefix": req.prefix,
-              "max_length": req.max_length}  # fmt: skip
-    if not req.novel:
-        return _with_novelty(model, model.sample_scored(req.n, seed=req.seed, **kwargs))
-    found: list[dict[str, Any]] = []
-    for round_ in range(max_rounds):
-        missing = req.n - len(found)
-        batch = model.sample_scored(max(2 * missing, 16), seed=_round_seed(req.seed, round_), **kwargs)
-        found += [entry for entry in _with_novelty(model, batch) if entry["novel"]][:missing]
-        if len(found) == req.n:
-            break
-    return found
-
-
-def _round_seed(seed: int | None, round_: int) -> int | None:
-    """Round 0 uses the request's seed; later rounds a seed derived from it, so runs repeat."""
-    if seed is None or round_ == 0:
-        return seed
-    digest = hashlib.blake2b(f"{seed}:{round_}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-@router.post(
-    "/next-char",
-    response_model=NextCharResponse,
-    summary="Next-character distribution",
-)
-async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
-    model, settings = service.model, service.settings
-    raise_if_errors([
-        *limit_errors(len(req.prefix), settings.max_length, ["prefix"], "the prefix length"),
-        *text_errors(model, req.prefix, ["prefix"]),
     ])  # fmt: skip
-    probs = await service.runner.run(True, lambda: model.next_char_distribution(req.prefix).tolist())
+    model = service.model(req.model)
+    params = SamplingParams(req.temperature, req.top_k, req.top_p, req.prefix, req.max_length).checked(
+        model.vocab
+    )
+    if req.novel or not model.rows_independent:
+        rounds = settings.novel_max_rounds if req.novel else 1
+        result = await service.runner.run(
+            model,
+            lambda: model.sample(req.n, params, req.seed, novel=req.novel, max_rounds=rounds),
+            names=req.n * (2 if req.novel else 1),
+        )
+    else:  # concurrent requests share one sampling pass, each still getting its own names
+        result = SampleResult(await service.batcher.sample(model, req.n, req.seed, params), complete=True)
+    return JSONBytes({
+        "model": model.name,
+        "names": [asdict(sample) for sample in result.names],
+        "complete": result.complete,
+        "reason": result.reason,
+    })  # fmt: skip
+
+
+@router.post("/next-char", response_model=NextCharResponse, summary="Next-character distribution")
+async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
+    raise_if_errors(
+        limit_errors(len(req.prefix), service.settings.max_length, ["prefix"], "the prefix length")
+    )
+    model = service.model(req.model)
+    probs = await service.runner.run(
+        model, lambda: model.next_char_distribution(req.prefix).tolist(), names=1
+    )
     ranked = sorted(zip(model.vocab.alphabet, probs, strict=True), key=lambda cp: -cp[1])
     return JSONBytes({
         "prefix": model.normalise(req.prefix),
@@ -136,25 +117,19 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
 
 @router.post("/loss", response_model=WordLoss | BatchLoss, summary="Score a name (or many)")
 async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
-    model, settings = service.model, service.settings
-    if req.word is not None:
-        raise_if_errors(_word_errors(model, req.word, ["word"], settings.max_length))
-        (score,) = await service.runner.run(True, lambda: model.word_losses([req.word]))
-        return JSONBytes(_word_loss(score))
-    words = req.words or []
+    settings = service.settings
+    single = req.word is not None
+    words = [req.word] if single else (req.words or [])
+    loc = "word" if single else "words"
     errors = limit_errors(len(words), settings.max_words, ["words"], "the number of words")
     for i, word in enumerate(words):
-        errors += _word_errors(model, word, ["words", i], settings.max_length)
-    raise_if_errors(errors)
-    return JSONBytes(
-        await service.runner.run(
-            len(words) <= INLINE_MAX_WORDS, lambda: _batch_loss(model.word_losses(words))
+        errors += limit_errors(
+            len(word), settings.max_length, [loc] if single else [loc, i], "the word length"
         )
-    )
-
-
-def _word_errors(model: LanguageModel, word: str, loc: list[str | int], max_length: int) -> list[dict]:
-    return [*limit_errors(len(word), max_length, loc, "the word length"), *text_errors(model, word, loc)]
+    raise_if_errors(errors)
+    model = service.model(req.model)
+    scores = await service.runner.run(model, lambda: model.word_losses(words, loc), words=len(words))
+    return JSONBytes(_word_loss(scores[0]) if single else _batch_loss(scores))
 
 
 def _word_loss(score: WordScore) -> dict[str, Any]:

@@ -20,13 +20,19 @@ Word = Annotated[
 ]
 
 
-class Request(BaseModel):
+ModelName = Annotated[
+    str | None,
+    Field(description="Which loaded model answers (GET /models lists them); the default model when absent."),
+]
+
+
+class StrictBody(BaseModel):
     """Strict: unknown fields, strings for numbers and floats for ints are all 422s."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
 
 
-class SampleRequest(Request):
+class SampleRequest(StrictBody):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -43,6 +49,7 @@ class SampleRequest(Request):
         }
     )
 
+    model: ModelName = None
     n: int = Field(10, ge=1, le=MAX_N, description="How many names.")
     temperature: float = Field(
         1.0,
@@ -54,6 +61,13 @@ class SampleRequest(Request):
     top_k: int | None = Field(
         None, ge=1, description="Draw only from the k likeliest characters (1..vocabulary size)."
     )
+    top_p: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Draw only from the smallest set of likeliest characters whose probability reaches p.",
+    )
     prefix: Prefix = ""
     max_length: int = Field(
         32, ge=1, le=MAX_LENGTH, description="Most characters in a name, prefix included; longer are cut."
@@ -61,7 +75,7 @@ class SampleRequest(Request):
     seed: int | None = Field(
         None, ge=0, le=2**63 - 1, description="Same seed and request give the same names."
     )
-    novel: bool = Field(False, description="Only names that are not in the model's word list.")
+    novel: bool = Field(False, description="Only distinct names that are not in the model's word list.")
 
     @model_validator(mode="after")
     def _prefix_fits(self) -> SampleRequest:
@@ -76,6 +90,7 @@ class SampledName(BaseModel):
     name: str
     loss: float = Field(description="The model's mean NLL of the name, end token included (nats).")
     novel: bool = Field(description="True when the name is not in the model's word list.")
+    truncated: bool = Field(description="True when max_length cut the name before the model ended it.")
 
 
 class SampleResponse(BaseModel):
@@ -84,11 +99,13 @@ class SampleResponse(BaseModel):
     complete: bool = Field(
         description="False only when novel names were asked for and fewer than n were found."
     )
+    reason: str | None = Field(None, description="Why fewer than n names came back (when complete is false).")
 
 
-class NextCharRequest(Request):
+class NextCharRequest(StrictBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"prefix": "emm"}]})
 
+    model: ModelName = None
     prefix: Prefix = ""
 
 
@@ -102,11 +119,15 @@ class NextCharResponse(BaseModel):
     distribution: list[CharProb] = Field(description="Every vocabulary entry, likeliest first.")
 
 
-class LossRequest(Request):
+class LossRequest(StrictBody):
+    """Each character and the end token are predicted from all previous characters within the
+    model's context: a window model sees the last block_size characters, padded with '.'."""
+
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"word": "emma"}, {"words": ["emma", "olivia", "xqzv"]}]}
     )
 
+    model: ModelName = None
     word: Word | None = None
     words: list[Word] | None = Field(None, min_length=1, max_length=MAX_WORDS)
 
@@ -138,22 +159,29 @@ class BatchLoss(BaseModel):
     predictions: int
 
 
-class ModelConfig(BaseModel):
-    vocab_size: int
-    block_size: int
-    n_embd: int
-    n_hidden: int
-
-
 class ModelInfo(BaseModel):
     name: str
-    kind: str
-    config: ModelConfig
+    family: str = Field(description="bigram, mlp, wavenet, gru or transformer")
+    config: dict[str, Any] = Field(description="The family's configuration, as stored in the checkpoint.")
     parameters: int
+    context: int | None = Field(
+        description="The most previous characters a prediction reads: block_size for a window model, "
+        "the context limit of a transformer, null for a recurrent model (all of them)."
+    )
     alphabet: str
     metrics: dict[str, Any]
     data: dict[str, Any]
+    train_command: str | None = Field(description="The command that trained this checkpoint.")
+    default: bool = Field(description="True for the model that answers requests naming none.")
+
+
+class ServedModelInfo(ModelInfo):
     device: str
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelInfo]
 
 
 class Health(BaseModel):

@@ -11,13 +11,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.limits import MAX_LENGTH, MAX_N, MAX_WORDS
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "names-mlp.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NAMEGEN_", extra="ignore")
 
-    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="the .safetensors checkpoint to serve")
+    weights: Path = Field(
+        DEFAULT_WEIGHTS, description="a directory whose every .safetensors checkpoint is served, or one file"
+    )
+    default_model: str | None = Field(
+        None, description="the model used when a request names none (default: the best on val)"
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: CUDA > MPS > CPU")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -1,4 +1,4 @@
-"""Checks that need the loaded model or the settings, reported as 422s in FastAPI's own format."""
+"""Limits set by this server's settings, reported as 422s in FastAPI's own format."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-
-from model.inference import LanguageModel
-from model.vocab import UnknownCharactersError
 
 
 def field_error(loc: Sequence[str | int], message: str, value: Any) -> dict[str, Any]:
@@ -18,15 +15,6 @@ def field_error(loc: Sequence[str | int], message: str, value: Any) -> dict[str,
 def raise_if_errors(errors: list[dict[str, Any]]) -> None:
     if errors:
         raise RequestValidationError(errors)
-
-
-def text_errors(model: LanguageModel, text: str, loc: Sequence[str | int]) -> list[dict[str, Any]]:
-    """A 422 error entry naming every character of `text` outside the model's alphabet."""
-    try:
-        model.vocab.check(model.normalise(text))
-    except UnknownCharactersError as exc:
-        return [field_error(loc, str(exc), text)]
-    return []
 
 
 def limit_errors(value: int, limit: int, loc: Sequence[str | int], what: str) -> list[dict[str, Any]]:

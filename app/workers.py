@@ -1,9 +1,10 @@
 """Where model work runs: inline on the event loop when it is short, else on a few worker threads.
 
 A hop to a worker thread costs more than a table lookup, and a worker doing Python work fights
-the event loop for the GIL, so short table-backed work runs inline. Longer work (and any model
-without a table) goes to at most `threads` workers: more would only queue on the same cores, each
-holding its own buffers (and glibc heap arena) while it waits.
+the event loop for the GIL, so short work on a model with an exact table runs inline (budgets in
+`model.engine.knobs`). Longer work, and any forward-pass model, goes to at most `threads`
+workers: more would only queue on the same cores, each holding its own buffers (and glibc heap
+arena) while it waits.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import anyio
 import anyio.to_thread
 
 from app.cpus import available_cpus
-from model.inference import LanguageModel
+from model.engine import knobs
+from model.engine.language_model import LanguageModel
 
 T = TypeVar("T")
 
@@ -26,13 +28,18 @@ def usable_cores() -> int:
 
 
 class ModelRunner:
-    def __init__(self, model: LanguageModel, threads: int | None = None) -> None:
-        self.model = model
+    def __init__(self, threads: int | None = None) -> None:
         self.threads = threads or usable_cores()
         self.limiter = anyio.CapacityLimiter(self.threads)
 
-    async def run(self, small: bool, work: Callable[[], T]) -> T:
-        """`work()` inline when `small` and the model answers from its table, else on a worker."""
-        if small and self.model.uses_table:
+    @staticmethod
+    def runs_inline(model: LanguageModel, names: int = 0, words: int = 0) -> bool:
+        """Short work on a table model: at most the inline budgets of names and words."""
+        return model.rows_independent and names <= knobs.INLINE_MAX_NAMES and words <= knobs.INLINE_MAX_WORDS
+
+    async def run(self, model: LanguageModel, work: Callable[[], T], names: int = 0, words: int = 0) -> T:
+        """`work()` (on `model`, drawing `names` names or scoring `words` words) inline when it is
+        short, else on a worker thread."""
+        if self.runs_inline(model, names, words):
             return work()
         return await anyio.to_thread.run_sync(work, limiter=self.limiter)

@@ -72,19 +72,20 @@ def tiny_checkpoint(small_word_file: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path):
-    from model.inference import LanguageModel
+    from model.engine.language_model import LanguageModel
 
     return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="session")
 def client():
-    """The app in process, on the committed checkpoint, lifespan run."""
+    """The app in process on every committed checkpoint, the MLP as default, lifespan run."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
+    from app.settings import Settings
 
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(Settings(default_model="names-mlp", device="cpu"))) as test_client:
         yield test_client
 
 
@@ -103,7 +104,8 @@ def serve_command() -> list[str]:
 def server_url(tmp_path_factory: pytest.TempPathFactory):
     """A real uvicorn process serving the committed checkpoint on a free 127.0.0.1 port."""
     port = free_port()
-    env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu"}
+    env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu",
+           "NAMEGEN_DEFAULT_MODEL": "names-mlp"}  # fmt: skip
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as out:  # a file, not a pipe: a full pipe would stall the server
         proc = subprocess.Popen(serve_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -124,3 +126,25 @@ def server_url(tmp_path_factory: pytest.TempPathFactory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def sample_names(model, n: int = 1, seed: int | None = None, **params) -> list[str]:
+    """The names `model.sample` draws with SamplingParams(**params)."""
+    from model.engine.params import SamplingParams
+
+    return [s.name for s in model.sample(n, SamplingParams(**params), seed).names]
+
+
+def sample_scored(model, n: int = 1, seed: int | None = None, **params) -> list[tuple[str, float]]:
+    """(name, loss) pairs `model.sample` draws with SamplingParams(**params)."""
+    from model.engine.params import SamplingParams
+
+    return [(s.name, s.loss) for s in model.sample(n, SamplingParams(**params), seed).names]
+
+
+@pytest.fixture(scope="session")
+def forward_tiny_model(tiny_checkpoint: Path):
+    """The tiny checkpoint forced onto the forward-pass path (no table)."""
+    from model.engine.language_model import LanguageModel
+
+    return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu", max_table_entries=0)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.schemas import BatchLoss, ModelInfo, NextCharResponse, SampleResponse, WordLoss
+from app.schemas import BatchLoss, ModelList, NextCharResponse, SampleResponse, ServedModelInfo, WordLoss
 from model.checkpoint import load_checkpoint
 from tests.conftest import DEFAULT_CHECKPOINT
 
@@ -19,7 +19,8 @@ def test_responses_match_their_documented_models(client):
     NextCharResponse.model_validate(client.post("/next-char", json={"prefix": "a"}).json())
     WordLoss.model_validate(client.post("/loss", json={"word": "ann"}).json())
     BatchLoss.model_validate(client.post("/loss", json={"words": ["ann", "bo"]}).json())
-    ModelInfo.model_validate(client.get("/model").json())
+    ServedModelInfo.model_validate(client.get("/model").json())
+    ModelList.model_validate(client.get("/models").json())
 
 
 def test_health_and_model(client):
@@ -29,7 +30,14 @@ def test_health_and_model(client):
     assert info["name"] == "names-mlp"
     assert info["metrics"] == ckpt.metrics
     assert info["data"] == ckpt.data
-    assert info["config"] == {"vocab_size": 27, "block_size": 3, "n_embd": 10, "n_hidden": 300}
+    assert info["config"] == {
+        "vocab_size": 27,
+        "block_size": 3,
+        "n_embd": 10,
+        "n_hidden": 300,
+        "init": "scaled",
+    }
+    assert info["family"] == "mlp" and info["context"] == 3 and info["default"] is True
     assert info["parameters"] == 27 * 10 + 30 * 300 + 300 + 300 * 27 + 27
     assert info["alphabet"] == ckpt.vocab.alphabet
     assert info["device"] == "cpu"
@@ -38,7 +46,7 @@ def test_health_and_model(client):
 def test_start_up_freezes_the_loaded_model_out_of_the_collectors_sight(client):
     """The model's objects (and the app's) sit in the permanent generation: full collections
     under load stay cheap."""
-    model = client.app.state.service.model
+    model = client.app.state.service.default
     assert gc.is_tracked(model) and gc.get_freeze_count() > 0
     assert not any(obj is model for obj in gc.get_objects())  # the collected generations
 
@@ -84,7 +92,8 @@ def test_novel_names_are_not_known_words(client):
 def test_novel_gives_up_after_bounded_rounds_and_says_so(client):
     # the only name of at most 4 characters starting with "anna" is "anna", a real name
     body = client.post("/sample", json={"n": 3, "prefix": "anna", "max_length": 4, "novel": True}).json()
-    assert body == {"model": "names-mlp", "names": [], "complete": False}
+    assert body["names"] == [] and body["complete"] is False
+    assert "found 0 distinct novel names of 3 in 10 rounds" in body["reason"]
 
 
 def test_next_char_distribution(client):

@@ -25,7 +25,8 @@ def test_checkpoint_is_self_describing(tiny_checkpoint: Path, small_word_file: P
     assert set(ckpt.metrics) >= {"train_loss", "val_loss", "test_loss", "steps", "wall_seconds"}
     assert ckpt.data["word_count"] == len(words)
     assert ckpt.data["split_fractions"] == [0.8, 0.1, 0.1]
-    assert ckpt.train_args["steps"] == 600
+    assert ckpt.train_args["recipe"]["steps"] == 600
+    assert ckpt.train_args["command"].startswith("python -m model.train --data ")
     assert ckpt.known_word_hashes.tolist() == sorted(set(word_hashes(words).tolist()))
 
 

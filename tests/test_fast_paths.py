@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.distributions import ContextTable, ForwardPass, cdf_from_log_probs
-from model.inference import LanguageModel
+from model.engine import knobs
+from model.engine.language_model import LanguageModel
+from model.engine.params import SamplingParams
+from model.engine.shaping import cdf_from_log_probs
+from model.engine.sources import ContextTable, ForwardSource
 
 
 @pytest.fixture(scope="module")
@@ -17,28 +20,61 @@ def forward_model(tiny_checkpoint) -> LanguageModel:
     return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu", max_table_entries=0)
 
 
+class Forced:
+    """A model whose sampling always takes one implementation, whatever n is asked for."""
+
+    def __init__(self, model: LanguageModel, python_max_n: int) -> None:
+        self.model, self.python_max_n = model, python_max_n
+        self.vocab = model.vocab
+
+    def _call(self, method, *args):
+        saved, knobs.PYTHON_SAMPLING_MAX_N = knobs.PYTHON_SAMPLING_MAX_N, self.python_max_n
+        try:
+            return method(*args)
+        finally:
+            knobs.PYTHON_SAMPLING_MAX_N = saved
+
+    def sample_scored(self, n: int, seed: int | None = None, **params) -> list[tuple[str, float]]:
+        result = self._call(self.model.sample, n, SamplingParams(**params), seed)
+        return [(s.name, s.loss) for s in result.names]
+
+    def sample(self, n: int, seed: int | None = None, **params) -> list[str]:
+        return [name for name, _ in self.sample_scored(n, seed, **params)]
+
+    def sample_batch(self, requests, **params):
+        return self._call(self.model.sample_batch, requests, SamplingParams(**params))
+
+    def word_losses(self, words):
+        return self.model.word_losses(words)
+
+    @property
+    def network(self):
+        return self.model.network
+
+
 @pytest.fixture(scope="module")
-def samplers(tiny_checkpoint, forward_model) -> dict[str, LanguageModel]:
+def samplers(tiny_checkpoint, forward_model) -> dict[str, Forced]:
     """The three sampler implementations, each forced on whatever n is asked for."""
-    python = LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
-    python.python_sampling_max_n = 10**9
-    vectorised = LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
-    vectorised.python_sampling_max_n = 0
-    return {"table-python": python, "table-vectorised": vectorised, "forward": forward_model}
+    table = LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu")
+    return {
+        "table-python": Forced(table, 10**9),
+        "table-vectorised": Forced(table, 0),
+        "forward": Forced(forward_model, 10**9),
+    }
 
 
 def test_the_tiny_model_uses_the_table_and_the_forced_one_does_not(tiny_model, forward_model):
-    assert tiny_model.uses_table and isinstance(tiny_model.source, ContextTable)
-    assert not forward_model.uses_table and isinstance(forward_model.source, ForwardPass)
+    assert tiny_model.rows_independent and isinstance(tiny_model.source, ContextTable)
+    assert not forward_model.rows_independent and isinstance(forward_model.source, ForwardSource)
 
 
 def test_table_equals_forward_pass_for_every_context(tiny_model):
     v, block = tiny_model.vocab.size, tiny_model.config.block_size
     every = torch.cartesian_prod(*[torch.arange(v)] * block)
     with torch.inference_mode():
-        expected = torch.log_softmax(tiny_model.model(every).double(), dim=-1).numpy()
+        expected = torch.log_softmax(tiny_model.network(every).double(), dim=-1).numpy()
     table = tiny_model.source
-    codes = [table.code(context) for context in every.tolist()]
+    codes = [int(table.start(context)[0]) for context in every.tolist()]
     assert codes == list(range(v**block))  # code order is the enumeration order
     np.testing.assert_allclose(table.table, expected, rtol=0, atol=1e-9)
     cdf = table.cdf_table
@@ -66,11 +102,11 @@ def test_all_samplers_draw_the_same_names(samplers, kwargs):
         assert names[0] == names[1] == names[2]
 
 
-def _expected_next(model: LanguageModel, prefix: str, temperature: float, top_k: int | None) -> np.ndarray:
+def _expected_next(model: Forced, prefix: str, temperature: float, top_k: int | None) -> np.ndarray:
     """The exact distribution of the character after `prefix`, recomputed with torch."""
     context = torch.tensor([([0] * 3 + model.vocab.encode(prefix))[-3:]])
     with torch.no_grad():
-        logits = model.model(context)[0] / temperature
+        logits = model.network(context)[0] / temperature
     if not prefix:
         logits[0] = -math.inf  # names are never empty
     if top_k is not None:
@@ -121,7 +157,7 @@ def test_later_characters_follow_the_exact_conditional_distribution(samplers, pa
     observed = np.array([seconds.get(c, 0) for c in model.vocab.alphabet], dtype=np.float64)
     context = torch.tensor([[0, 0, model.vocab.encode(first)[0]]])
     with torch.no_grad():
-        logits = model.model(context)[0] / temperature
+        logits = model.network(context)[0] / temperature
     if top_k is not None:
         logits[logits < logits.topk(top_k).values[-1]] = -math.inf
     expected = torch.softmax(logits, dim=0).double().numpy() * n
@@ -155,8 +191,8 @@ def test_sampled_losses_equal_word_losses(samplers, path, kwargs):
 def test_requests_sampled_together_get_the_names_they_get_alone(samplers, path):
     model = samplers[path]
     requests = [(5, 1), (40, 2), (1, 1), (17, 123456789)]
-    together = model.sample_scored_many(requests, temperature=1.3, prefix="k", max_length=12)
+    together = model.sample_batch(requests, temperature=1.3, prefix="k", max_length=12)
     alone = [model.sample_scored(n, temperature=1.3, prefix="k", max_length=12, seed=s) for n, s in requests]
     for got, expected in zip(together, alone, strict=True):
-        assert [name for name, _ in got] == [name for name, _ in expected]
-        assert [loss for _, loss in got] == pytest.approx([loss for _, loss in expected], abs=1e-12)
+        assert [s.name for s in got] == [name for name, _ in expected]
+        assert [s.loss for s in got] == pytest.approx([loss for _, loss in expected], abs=1e-12)

@@ -50,8 +50,10 @@ def test_seeded_samples_repeat_under_64_concurrent_requests(server_url):
 @pytest.mark.parametrize(
     "setting,value,message",
     [
-        ("NAMEGEN_CHECKPOINT", "weights/missing.safetensors", "does not exist"),
-        ("NAMEGEN_CHECKPOINT", "README.md", "not a readable safetensors file"),
+        ("NAMEGEN_WEIGHTS", "weights/missing.safetensors", "neither a file nor a directory"),
+        ("NAMEGEN_WEIGHTS", "README.md", "not a readable safetensors file"),
+        ("NAMEGEN_WEIGHTS", "docs", "holds no .safetensors checkpoint"),
+        ("NAMEGEN_DEFAULT_MODEL", "names-nope", "NAMEGEN_DEFAULT_MODEL 'names-nope' is not loaded"),
         ("NAMEGEN_PORT", "eighty", "NAMEGEN_PORT"),
     ],
 )

@@ -5,7 +5,12 @@ import torch
 
 from model import train
 from model.checkpoint import load_checkpoint
-from model.data import build_windows, read_words, split_words
+from model.data import read_words, split_words
+from model.engine.language_model import LanguageModel
+from model.families import family_kinds, get_family
+from model.recipe import Recipe
+from model.training import run
+from model.training.examples import Sequences, Windows, evaluate
 
 
 def test_training_lowers_loss_and_stores_metrics_that_reproduce(tiny_checkpoint: Path, small_word_file: Path):
@@ -14,24 +19,42 @@ def test_training_lowers_loss_and_stores_metrics_that_reproduce(tiny_checkpoint:
     words = read_words(small_word_file)
     splits = split_words(words, ckpt.data["split_seed"], tuple(ckpt.data["split_fractions"]))
     for split in ("train", "val", "test"):
-        x, y = build_windows(getattr(splits, split), ckpt.vocab, ckpt.config.block_size)
-        assert train.evaluate(model, x, y) == pytest.approx(ckpt.metrics[f"{split}_loss"], abs=1e-5)
+        examples = Windows.of(getattr(splits, split), ckpt.vocab, ckpt.config.block_size)
+        assert evaluate(model, examples) == pytest.approx(ckpt.metrics[f"{split}_loss"], abs=1e-5)
     uniform = torch.log(torch.tensor(float(ckpt.vocab.size))).item()
     assert ckpt.metrics["train_loss"] < uniform - 0.5  # learnt well beyond a uniform guess
     assert tiny_checkpoint.with_suffix(".png").stat().st_size > 10_000
 
 
-def test_loop_loss_falls_and_schedule_decays():
-    schedule = train.Schedule(steps=10, lr=0.1, lr_after=0.01)
-    assert [schedule.lr_at(s) for s in (0, 4, 5, 9)] == [0.1, 0.1, 0.01, 0.01]
-    assert train.Schedule(steps=10, decay_step=2).lr_at(2) == 0.01
+def test_schedules():
+    sgd = Recipe(optimizer="sgd", steps=10, lr=0.1, lr_after=0.01)
+    assert [sgd.lr_at(s) for s in (0, 4, 5, 9)] == [0.1, 0.1, 0.01, 0.01]
+    assert sgd.with_(decay_at=0.2).lr_at(2) == 0.01
+    cosine = Recipe(optimizer="adamw", steps=11, lr=1e-3, lr_after=1e-4)
+    lrs = [cosine.lr_at(s) for s in range(11)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
+    assert lrs[5] == pytest.approx((1e-3 + 1e-4) / 2)
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_window_and_sequence_examples_measure_the_same_predictions(small_word_file: Path):
+    """A window model scored on whole names equals the same model scored on its windows."""
+    words = read_words(small_word_file)[:50]
+    ckpt_family = get_family("mlp")
+    from model.vocab import Vocab
+
+    vocab = Vocab.from_words(words)
+    model = ckpt_family.build(ckpt_family.config(vocab_size=vocab.size), torch.Generator().manual_seed(0))
+    windows, sequences = Windows.of(words, vocab, 3), Sequences.of(words, vocab)
+    assert windows.predictions == sequences.predictions == sum(len(w) + 1 for w in words)
+    assert evaluate(model, windows) == pytest.approx(evaluate(model, sequences), abs=1e-5)
 
 
 def test_interrupt_writes_nothing(small_word_file: Path, tmp_path: Path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "train_loop", interrupted)
+    monkeypatch.setattr(run, "train_loop", interrupted)
     out = tmp_path / "run" / "m.safetensors"
     args = ["--data", str(small_word_file), "--out", str(out), "--steps", "5", "--no-progress"]
     assert train.main(args) == 130
@@ -55,3 +78,47 @@ def test_same_seed_trains_the_same_model(small_word_file: Path, tmp_path: Path):
     a, b = (load_checkpoint(tmp_path / f"{n}.safetensors") for n in "ab")
     for key, tensor in a.state_dict.items():
         torch.testing.assert_close(tensor, b.state_dict[key], rtol=0, atol=0)
+
+
+SMALL = {
+    "bigram": [],
+    "mlp": ["--n-hidden", "32"],
+    "wavenet": ["--n-embd", "8", "--n-hidden", "16"],
+    "gru": ["--n-embd", "8", "--n-hidden", "24"],
+    "transformer": ["--n-embd", "16", "--n-layer", "1", "--n-head", "2"],
+}
+
+
+@pytest.mark.parametrize("kind", family_kinds())
+def test_every_family_trains_to_a_loadable_checkpoint_that_beats_uniform(kind, small_word_file, tmp_path):
+    out = tmp_path / f"{kind}.safetensors"
+    args = ["--family", kind, "--data", str(small_word_file), "--out", str(out), "--steps", "150",
+            "--eval-every", "50", "--no-progress", "--device", "cpu", *SMALL[kind]]  # fmt: skip
+    assert train.main(args) == 0
+    model = LanguageModel.from_checkpoint(out, device="cpu")
+    metrics = model.checkpoint.metrics
+    uniform = torch.log(torch.tensor(float(model.vocab.size))).item()
+    assert metrics["val_loss"] < uniform - 0.5
+    assert model.kind == kind and model.checkpoint.train_args["family"] == kind
+    assert f"--family {kind}" in model.checkpoint.train_args["command"]
+    assert out.with_suffix(".png").is_file()
+    if kind != "bigram":  # the best val evaluation's weights are kept (the mlp's recipe keeps the last)
+        assert metrics["best_step"] is None if kind == "mlp" else metrics["best_step"] in (50, 100, 150)
+
+
+def test_out_defaults_outside_weights_and_help_shows_defaults(capsys):
+    args, family, _, recipe = train.parse_args(["--family", "gru"])
+    assert args.out == Path("runs/names-gru.safetensors") and family.kind == "gru"
+    assert recipe == get_family("gru").recipe
+    with pytest.raises(SystemExit):
+        train.parse_args(["--family", "gru", "--help"])
+    shown = capsys.readouterr().out
+    assert "(default: 256)" in shown and "(default: 0.3)" in shown  # hidden size, dropout
+
+
+@pytest.mark.parametrize(
+    "bad", [["--steps", "0"], ["--dropout", "1.0", "--family", "gru"], ["--split", "0.5", "0.5", "0.5"]]
+)
+def test_bad_flags_are_refused(bad):
+    with pytest.raises(SystemExit):
+        train.parse_args(bad)

@@ -1,30 +1,33 @@
 """Model work runs inline when short and table-backed, else on at most `threads` workers."""
 
 import asyncio
-import os
 import threading
 import time
 
+from app.cpus import available_cpus
 from app.workers import ModelRunner
 
 
-def test_small_table_work_runs_inline_and_big_work_on_a_worker(tiny_model):
-    runner = ModelRunner(tiny_model, threads=2)
-    assert tiny_model.uses_table
+def test_small_table_work_runs_inline_and_big_work_on_a_worker(tiny_model, forward_tiny_model):
+    runner = ModelRunner(threads=2)
+    assert tiny_model.rows_independent and not forward_tiny_model.rows_independent
 
-    async def where() -> tuple[int, int, int]:
+    async def where() -> tuple[int, ...]:
         return (
             threading.get_ident(),
-            await runner.run(True, threading.get_ident),
-            await runner.run(False, threading.get_ident),
+            await runner.run(tiny_model, threading.get_ident, names=10),
+            await runner.run(tiny_model, threading.get_ident, names=10**6),
+            await runner.run(tiny_model, threading.get_ident, words=10**6),
+            await runner.run(forward_tiny_model, threading.get_ident, names=1),
         )
 
-    loop_thread, small, big = asyncio.run(where())
-    assert small == loop_thread != big
+    loop_thread, small, many_names, many_words, forward = asyncio.run(where())
+    assert small == loop_thread
+    assert loop_thread not in (many_names, many_words, forward)
 
 
-def test_workers_are_capped_at_threads(tiny_model):
-    runner = ModelRunner(tiny_model, threads=2)
+def test_workers_are_capped_at_threads(forward_tiny_model):
+    runner = ModelRunner(threads=2)
     running, most = 0, 0
     lock = threading.Lock()
 
@@ -38,12 +41,11 @@ def test_workers_are_capped_at_threads(tiny_model):
             running -= 1
 
     async def many() -> None:
-        await asyncio.gather(*(runner.run(False, work) for _ in range(8)))
+        await asyncio.gather(*(runner.run(forward_tiny_model, work) for _ in range(8)))
 
     asyncio.run(many())
     assert most == 2
 
 
-def test_default_workers_are_the_usable_cores(tiny_model):
-    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert ModelRunner(tiny_model).threads == expected >= 1
+def test_default_workers_are_the_usable_cores():
+    assert ModelRunner().threads == available_cpus() >= 1

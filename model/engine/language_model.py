@@ -114,13 +114,22 @@ class LanguageModel:
         """Probabilities[vocab_size] (alphabet order, '.' = end) of the character after `prefix`."""
         return np.exp(self.source.log_probs(self.source.start(self.encode(prefix, "prefix")))[0])
 
-    def word_losses(self, words: list[str]) -> list[WordScore]:
+    def word_losses(self, words: list[str], loc: str = "words") -> list[WordScore]:
         """Score each word: every character and the end token, each predicted from all previous
-        characters within the model's context."""
+        characters within the model's context. A bad word is a ParameterError at (loc, index)
+        (at (loc,) when `loc` is not "words"), naming every bad word."""
         normalised = [self.normalise(w) for w in words]
-        if not all(normalised):
-            raise ParameterError("word", "cannot score an empty word")
-        ids = [self.encode(word, "word") for word in normalised]
+        ids, problems = [], []
+        for i, word in enumerate(normalised):
+            where = (loc, i) if loc == "words" else (loc,)
+            try:
+                if not word:
+                    raise ParameterError(where, "cannot score an empty word")
+                ids.append(self.encode(word, loc))
+            except ParameterError as exc:
+                problems.append((where, str(exc)))
+        if problems:
+            raise ParameterError.of(problems)
         scores = []
         for word, lps in zip(normalised, self.source.score(ids), strict=True):
             lps = lps.tolist()

@@ -7,13 +7,23 @@ from dataclasses import dataclass
 
 from model.vocab import UnknownCharactersError, Vocab
 
+Loc = tuple[str | int, ...]
+
 
 class ParameterError(ValueError):
-    """A request the model cannot answer as asked; `field` names the offending parameter."""
+    """A request the model cannot answer as asked. `problems` holds (where, what) pairs: `where`
+    names the parameter (and item), e.g. ("prefix",) or ("words", 3)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
+    def __init__(self, loc: str | Loc, message: str, more: list[tuple[Loc, str]] | None = None) -> None:
+        self.problems: list[tuple[Loc, str]] = [
+            ((loc,) if isinstance(loc, str) else loc, message),
+            *(more or []),
+        ]
+        super().__init__("; ".join(msg for _, msg in self.problems))
+
+    @classmethod
+    def of(cls, problems: list[tuple[Loc, str]]) -> ParameterError:
+        return cls(*problems[0], more=problems[1:])
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """python -m model.experiments {init,lr-finder,batch-size,all}: run, judge the claims, write the report.
 
 Defaults keep `all` within about 15 minutes on 2 CPU cores (measured: about 9): 20,000 steps per init
-scheme (the notebook ran 200,000: `--steps 200000`), 15,000 per batch size, 1,000 for the lr finder.
+scheme (the notebook ran the reference recipe's full length, `model.families.mlp.RECIPE.steps`: pass
+it as `--steps`), 15,000 per batch size, 1,000 for the lr finder. Everything else (model shape, batch,
+lr schedule, seeds, split) is the MLP family's reference preset.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from model.experiments.inits import initial_loss_survey, run_init_schemes
 from model.experiments.lr_finder import FINDER_INITS, run_lr_finder
 from model.experiments.report import Meta, render, write_report
 from model.experiments.stats import unigram_entropy
+from model.families.mlp import RECIPE
 
 EXPERIMENTS = ("init", "lr-finder", "batch-size", "all")
 
@@ -30,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m model.experiments", description=__doc__.split("\n")[0])
     p.add_argument("experiment", choices=EXPERIMENTS)
     p.add_argument("--data", type=Path, help="word list (default: ../shared/data/names.txt, else download)")
-    p.add_argument("--steps", type=int, default=20_000, help="steps per init scheme (notebook: 200000)")
+    p.add_argument(
+        "--steps", type=int, default=20_000, help=f"steps per init scheme (notebook: {RECIPE.steps})"
+    )
     p.add_argument("--batch-steps", type=int, default=15_000, help="steps per batch size")
     p.add_argument("--finder-steps", type=int, default=1000, help="steps of the lr sweep")
     p.add_argument("--lr-scaling", choices=LR_SCALINGS, default="none", help="lr for other batch sizes")
@@ -89,6 +94,7 @@ def _meta(data: Data, command: str, threads: int, seconds: float, unigram: float
     path = Path(data.source).resolve()
     return Meta(
         command=command,
+        config=data.config,
         data_source=os.path.relpath(path, ROOT) if path.is_relative_to(ROOT.parent) else path.name,
         data_sha256=data.sha256,
         word_count=data.word_count,

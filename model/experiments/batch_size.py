@@ -1,4 +1,4 @@
-"""Batch size: the reference MLP (its default 'scaled' init) trained at each size for the same steps."""
+"""Batch size: the reference MLP (its default init) trained at each size for the same steps."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import math
 from dataclasses import dataclass
 
 from model.experiments.common import Data, batch_generator, fresh_model
-from model.train import Schedule, evaluate, train_loop
+from model.families.mlp import RECIPE
+from model.recipe import Recipe
+from model.training.examples import evaluate
+from model.training.loop import train_loop
 
 BATCH_SIZES = (32, 64, 128, 256, 512, 1024)
-REFERENCE_BATCH = 128
 LR_SCALINGS = ("none", "sqrt", "linear")
+VAL_POINTS = 20  # val evaluations per run
 
 
 @dataclass
 class BatchRun:
-    schedule: Schedule
+    recipe: Recipe
     val_points: list[tuple[int, float]]  # (steps done, whole-split val loss)
     val_seconds: list[float]  # training seconds at each val point, the val evaluations excluded
     train_loss: float
@@ -24,42 +27,41 @@ class BatchRun:
 
     @property
     def batch_size(self) -> int:
-        return self.schedule.batch_size
+        return self.recipe.batch_size
 
 
 def scaled_lr(lr: float, batch_size: int, scaling: str) -> float:
-    """`lr` tuned at batch 128, kept ('none') or scaled by sqrt or the ratio of batch sizes."""
-    ratio = batch_size / REFERENCE_BATCH
+    """`lr` tuned at the reference batch size, kept ('none') or scaled by sqrt or the ratio of batch sizes."""
+    ratio = batch_size / RECIPE.batch_size
     factors = {"none": 1.0, "sqrt": math.sqrt(ratio), "linear": ratio}
     if scaling not in factors:
         raise ValueError(f"lr scaling must be one of {', '.join(LR_SCALINGS)}, got {scaling!r}")
     return lr * factors[scaling]
 
 
-def run_batch_size(data: Data, batch_size: int, steps: int, scaling: str, progress: bool = True) -> BatchRun:
-    schedule = Schedule(
+def batch_recipe(batch_size: int, steps: int, scaling: str) -> Recipe:
+    """The reference recipe at another batch size and length, its lr scaled by `scaling`."""
+    return RECIPE.with_(
         steps=steps,
         batch_size=batch_size,
-        lr=scaled_lr(0.1, batch_size, scaling),
-        lr_after=scaled_lr(0.01, batch_size, scaling),
+        lr=scaled_lr(RECIPE.lr, batch_size, scaling),
+        lr_after=scaled_lr(RECIPE.lr_after, batch_size, scaling),
+        eval_every=max(1, steps // VAL_POINTS),
     )
-    model = fresh_model(data, "scaled")
+
+
+def run_batch_size(data: Data, batch_size: int, steps: int, scaling: str, progress: bool = True) -> BatchRun:
+    recipe = batch_recipe(batch_size, steps, scaling)
+    model = fresh_model(data, data.config.init)
     history = train_loop(
-        model,
-        *data.train,
-        schedule,
-        batch_generator(),
-        *data.val,
-        eval_every=max(1, steps // 20),
-        progress=progress,
-        desc=f"batch {batch_size}",
+        model, data.train, recipe, batch_generator(), data.val, progress=progress, desc=f"batch {batch_size}"
     )
     return BatchRun(
-        schedule=schedule,
+        recipe=recipe,
         val_points=history.val_points,
         val_seconds=history.val_seconds,
-        train_loss=evaluate(model, *data.train),
-        val_loss=evaluate(model, *data.val),
+        train_loss=evaluate(model, data.train),
+        val_loss=evaluate(model, data.val),
         wall_seconds=history.wall_seconds,
     )
 
@@ -67,5 +69,5 @@ def run_batch_size(data: Data, batch_size: int, steps: int, scaling: str, progre
 def run_batch_sizes(
     data: Data, steps: int, sizes: tuple[int, ...] = BATCH_SIZES, scaling: str = "none", progress: bool = True
 ) -> list[BatchRun]:
-    """One fresh model per batch size, same seed, same steps and schedule shape (drop at halfway)."""
+    """One fresh model per batch size, same seed, same steps and schedule shape (RECIPE's drop point)."""
     return [run_batch_size(data, size, steps, scaling, progress) for size in sizes]

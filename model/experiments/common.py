@@ -1,4 +1,8 @@
-"""What every experiment shares: the word list, its split and windows, and identically seeded models."""
+"""What every experiment shares: the word list, its split and windows, and identically seeded models.
+
+The reference configuration is not restated here: the model shape comes from `MLPConfig`'s
+defaults and the split, seeds, batch size and schedule from the MLP family's `RECIPE`.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,13 @@ from pathlib import Path
 
 import torch
 
-from model.data import build_windows, download_word_list, file_sha256, read_words, split_words
-from model.families.mlp import MLP, MLPConfig
+from model.data import download_word_list, file_sha256, read_words, split_words
+from model.families.mlp import MLP, RECIPE, MLPConfig
+from model.training.examples import Windows
 from model.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_WORDS = ROOT.parent / "shared" / "data" / "names.txt"
-SPLIT_SEED = 42
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-SEED = 1337  # init and minibatch seed of every run, as model.train uses
-
-Windows = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -43,37 +43,38 @@ def default_data_path() -> Path:
     return SHARED_WORDS if SHARED_WORDS.is_file() else download_word_list()
 
 
-def load_data(path: Path, n_hidden: int = 300, block_size: int = 3, n_embd: int = 10) -> Data:
-    """Read `path`, split it by word (seed 42, 80/10/10 as model.train) and build the windows."""
+def load_data(
+    path: Path,
+    n_hidden: int = MLPConfig.n_hidden,
+    block_size: int = MLPConfig.block_size,
+    n_embd: int = MLPConfig.n_embd,
+) -> Data:
+    """Read `path`, split it by word (RECIPE's split seed and fractions, as model.train), build windows."""
     words = read_words(path)
     vocab = Vocab.from_words(words)
-    splits = split_words(words, SPLIT_SEED, SPLIT_FRACTIONS)
-    config = MLPConfig(vocab.size, block_size, n_embd, n_hidden)
-
-    def windows(split: list[str]) -> Windows:
-        return build_windows(split, vocab, block_size)
-
+    splits = split_words(words, RECIPE.split_seed, RECIPE.split)
+    config = MLPConfig(vocab.size, block_size=block_size, n_embd=n_embd, n_hidden=n_hidden)
     return Data(
         str(path),
         file_sha256(path),
         len(words),
         config,
-        windows(splits.train),
-        windows(splits.val),
+        Windows.of(splits.train, vocab, block_size),
+        Windows.of(splits.val, vocab, block_size),
     )
 
 
-def fresh_model(data: Data, init: str, seed: int = SEED) -> MLP:
+def fresh_model(data: Data, init: str, seed: int = RECIPE.seed) -> MLP:
     """A new reference MLP initialised by `init` from its own generator seeded with `seed`."""
     return MLP(data.config, init=init, generator=torch.Generator().manual_seed(seed))
 
 
-def batch_generator(seed: int = SEED) -> torch.Generator:
+def batch_generator(seed: int = RECIPE.seed) -> torch.Generator:
     """The minibatch sampler's generator: the same seed gives every run the same index stream."""
     return torch.Generator().manual_seed(seed)
 
 
-def sample_index(rows: int, count: int, seed: int = SEED) -> torch.Tensor:
+def sample_index(rows: int, count: int, seed: int = RECIPE.seed) -> torch.Tensor:
     """A fixed random choice of at most `count` of `rows` row indices (all of them when fewer)."""
     if rows <= count:
         return torch.arange(rows)

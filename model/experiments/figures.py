@@ -10,9 +10,12 @@ import numpy as np
 import torch
 
 from model.experiments.batch_size import BatchRun
+from model.experiments.claims import DROP_WINDOW
 from model.experiments.inits import HISTOGRAM_BINS, PROBE_ROWS, SATURATED, InitRun
-from model.experiments.lr_finder import FinderResult
-from model.plots import save_figure
+from model.experiments.lr_finder import SMOOTHING, FinderResult
+from model.experiments.report import drop_point, lr_schedule
+from model.families.mlp import RECIPE
+from model.training.plots import save_figure
 
 
 def _block_means(losses: torch.Tensor, blocks: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +33,9 @@ def _draw_run(ax: plt.Axes, run: InitRun) -> None:
     if run.val_points:
         vs, vl = zip(*run.val_points, strict=True)
         ax.plot(vs, np.log10(vl), ".", color="tab:orange", ms=3, label="val (whole split)")
-    if run.schedule.lr_after != run.schedule.lr:
-        ax.axvline(run.decay_step, color="grey", ls="--", lw=0.8, label="lr 0.1 -> 0.01")
+    if run.recipe.lr_after != run.recipe.lr:
+        label = f"lr {run.recipe.lr:g} -> {run.recipe.lr_after:g}"
+        ax.axvline(run.decay_step, color="grey", ls="--", lw=0.8, label=label)
 
 
 def plot_init_curves(runs: list[InitRun], path: Path) -> None:
@@ -97,14 +101,14 @@ def plot_activation_histograms(runs: list[InitRun], path: Path) -> None:
 
 
 def plot_lr_drop(main: InitRun, control: InitRun, path: Path) -> None:
-    """The minibatch loss around the halfway step, with and without the lr drop."""
+    """The minibatch loss around the drop step, with and without the lr drop."""
     d = main.decay_step
-    w = max(1, d // 5)
+    w = max(1, d // DROP_WINDOW)
     lo, hi = max(0, d - 2 * w), min(len(main.step_losses), d + 2 * w)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     for ax, run, name in (
-        (axes[0], main, "lr 0.1 -> 0.01 at step"),
-        (axes[1], control, "lr 0.1 throughout; step"),
+        (axes[0], main, f"lr {main.recipe.lr:g} -> {main.recipe.lr_after:g} at step"),
+        (axes[1], control, f"{lr_schedule(control.recipe)}; step"),
     ):
         steps = np.arange(lo, hi)
         ax.plot(steps, run.step_losses[lo:hi].numpy(), lw=0.3, color="tab:blue", alpha=0.6, label="minibatch")
@@ -127,15 +131,20 @@ def plot_lr_finder(finders: list[FinderResult], path: Path) -> None:
     for i, f in enumerate(finders):
         color = plt.cm.tab10(i)
         ax.plot(f.exponents, np.log10(f.losses), lw=0.4, alpha=0.35, color=color)
-        ax.plot(f.exponents, np.log10(f.smoothed), lw=1.5, color=color, label=f"{f.init} (51-step mean)")
+        ax.plot(
+            f.exponents, np.log10(f.smoothed), lw=1.5, color=color, label=f"{f.init} ({SMOOTHING}-step mean)"
+        )
         for lr, marker, what in ((f.lr_min, "o", "minimum"), (f.lr_steep, "v", "steepest")):
             if math.isfinite(lr):
                 y = np.interp(math.log10(lr), f.exponents, np.log10(f.smoothed))
                 ax.plot(math.log10(lr), y, marker, color=color, ms=8, label=f"{f.init} {what}: lr {lr:.3g}")
-    ax.axvline(-1, color="grey", ls="--", lw=0.8, label="lr 0.1")
+    ax.axvline(math.log10(RECIPE.lr), color="grey", ls="--", lw=0.8, label=f"lr {RECIPE.lr:g} (reference)")
     ax.set_xlabel("log10 lr (one step per lr, training split only)")
     ax.set_ylabel("log10 minibatch loss")
-    ax.set_title("Learning-rate finder: lr = 10^x, x from -3 to 0", fontsize=10)
+    sweep = finders[0].sweep
+    ax.set_title(
+        f"Learning-rate finder: lr = 10^x, x from {sweep.min_exp:g} to {sweep.max_exp:g}", fontsize=10
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     save_figure(fig, path)
@@ -146,7 +155,7 @@ def plot_batch_sizes(runs: list[BatchRun], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     for i, run in enumerate(runs):
         steps, val = zip(*run.val_points, strict=True)
-        label = f"batch {run.batch_size} (lr {run.schedule.lr:g})"
+        label = f"batch {run.batch_size} (lr {run.recipe.lr:g})"
         axes[0].plot(
             steps, np.log10(val), "o-", ms=2.5, color=plt.cm.viridis(i / max(1, len(runs) - 1)), label=label
         )
@@ -159,7 +168,9 @@ def plot_batch_sizes(runs: list[BatchRun], path: Path) -> None:
     axes[0].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle("Batch size: same steps and schedule shape (lr drop at halfway)", fontsize=11)
+    fig.suptitle(
+        f"Batch size: same steps and schedule shape (lr drop at {drop_point(runs[0].recipe)})", fontsize=11
+    )
     save_figure(fig, path)
 
 
@@ -168,7 +179,7 @@ def draw_all(
 ) -> list[str]:
     """Write every figure the results allow into `out_dir`; return the file names written."""
     jobs = []
-    schemes = [r for r in runs if r.spec.lr_after != r.schedule.lr]  # lr-drop runs; drops the no-drop control
+    schemes = [r for r in runs if r.spec.lr_after != r.recipe.lr]  # lr-drop runs; drops the no-drop control
     by_label = {r.spec.label: r for r in runs}
     if runs:
         jobs += [

@@ -8,21 +8,25 @@ import torch
 import torch.nn.functional as F
 
 from model.experiments.common import Data, batch_generator, fresh_model, sample_index
-from model.families.mlp import MLP
-from model.train import Schedule, evaluate, train_loop
+from model.families.mlp import MLP, RECIPE
+from model.recipe import Recipe
+from model.training.examples import evaluate
+from model.training.loop import train_loop
 
 SATURATED = 0.99  # |tanh| above this sits on a flat tail: its gradient 1 - h^2 is below 0.02
 HISTOGRAM_BINS = 50
 PROBE_ROWS = 20_000  # training windows whose activations measure saturation at init
+VAL_POINTS = 40  # val evaluations per run
+PARAM_QUANTILES = (0.01, 0.99)  # InitRun.param_range: the band of all parameters after training
 
 
 @dataclass(frozen=True)
 class InitSpec:
-    """One run: a label, an init scheme (see model.mlp.initialise) and the lr after the halfway drop."""
+    """One run: a label, an init scheme (see model.families.mlp.initialise) and the lr after the drop."""
 
     label: str
     init: str
-    lr_after: float = 0.01
+    lr_after: float = RECIPE.lr_after
 
 
 SCHEMES = (
@@ -36,8 +40,8 @@ SCHEMES = (
     InitSpec("constant:1", "constant:1"),
     InitSpec("scaled", "scaled"),
 )
-# Control for claim 2: U[0,1) again, but lr 0.1 throughout, so any narrowing at halfway is not the lr's.
-NO_DROP_CONTROL = InitSpec("uniform:0,1 (no lr drop)", "uniform:0,1", lr_after=0.1)
+# Control for claim 2: U[0,1) again, but RECIPE.lr throughout, so any narrowing at the drop is not the lr's.
+NO_DROP_CONTROL = InitSpec("uniform:0,1 (no lr drop)", "uniform:0,1", lr_after=RECIPE.lr)
 # Control for claim 4: all-equal like constant:1 (so symmetric), but small, so no tanh unit is saturated.
 SMALL_CONSTANT_CONTROL = InitSpec("constant:0.01", "constant:0.01")
 CONTROLS = (NO_DROP_CONTROL, SMALL_CONSTANT_CONTROL)
@@ -57,7 +61,7 @@ class InitialState:
 @dataclass
 class InitRun:
     spec: InitSpec
-    schedule: Schedule
+    recipe: Recipe
     initial: InitialState
     step_losses: torch.Tensor  # minibatch loss per step; step_losses[0] is the loss at init
     val_points: list[tuple[int, float]]
@@ -65,11 +69,11 @@ class InitRun:
     val_loss: float  # whole val split, after training
     wall_seconds: float  # training loop, periodic val evaluations included
     unit_spread: float  # after training: largest difference between any hidden unit and unit 0
-    param_range: tuple[float, float]  # after training: 1st and 99th percentile of all parameters
+    param_range: tuple[float, float]  # after training: PARAM_QUANTILES of all parameters
 
     @property
     def decay_step(self) -> int:
-        return self.schedule.steps // 2 if self.schedule.decay_step is None else self.schedule.decay_step
+        return self.recipe.decay_step
 
 
 @torch.no_grad()
@@ -78,7 +82,7 @@ def initial_state(model: MLP, data: Data) -> InitialState:
     logits = model.output(h)
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
     return InitialState(
-        train_loss=evaluate(model, *data.train),
+        train_loss=evaluate(model, data.train),
         saturation=(h.abs() > SATURATED).float().mean().item(),
         histogram=torch.histc(h, bins=HISTOGRAM_BINS, min=-1.0, max=1.0),
         param_std=params.std().item(),
@@ -125,33 +129,31 @@ def unit_spread(model: MLP) -> float:
 @torch.no_grad()
 def param_range(model: MLP) -> tuple[float, float]:
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
-    low, high = torch.quantile(params, torch.tensor([0.01, 0.99])).tolist()
+    low, high = torch.quantile(params, torch.tensor(PARAM_QUANTILES)).tolist()
     return low, high
 
 
+def scheme_recipe(spec: InitSpec, steps: int) -> Recipe:
+    """The reference recipe over `steps` (same batch, lr and drop point), `spec`'s lr after the drop."""
+    return RECIPE.with_(steps=steps, lr_after=spec.lr_after, eval_every=max(1, steps // VAL_POINTS))
+
+
 def run_scheme(spec: InitSpec, data: Data, steps: int, progress: bool = True) -> InitRun:
-    """Train a fresh model from `spec` with the reference schedule shape: lr 0.1, then the drop at halfway."""
+    """Train a fresh model from `spec` by `scheme_recipe`: the reference schedule shape over `steps`."""
     model = fresh_model(data, spec.init)
     initial = initial_state(model, data)
-    schedule = Schedule(steps=steps, batch_size=128, lr=0.1, lr_after=spec.lr_after)
+    recipe = scheme_recipe(spec, steps)
     history = train_loop(
-        model,
-        *data.train,
-        schedule,
-        batch_generator(),
-        *data.val,
-        eval_every=max(1, steps // 40),
-        progress=progress,
-        desc=spec.label,
+        model, data.train, recipe, batch_generator(), data.val, progress=progress, desc=spec.label
     )
     return InitRun(
         spec=spec,
-        schedule=schedule,
+        recipe=recipe,
         initial=initial,
         step_losses=history.step_losses,
         val_points=history.val_points,
-        train_loss=evaluate(model, *data.train),
-        val_loss=evaluate(model, *data.val),
+        train_loss=evaluate(model, data.train),
+        val_loss=evaluate(model, data.val),
         wall_seconds=history.wall_seconds,
         unit_spread=unit_spread(model),
         param_range=param_range(model),

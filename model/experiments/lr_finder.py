@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
 from model.experiments.common import Data, batch_generator, fresh_model
-from model.train import Schedule, train_loop
+from model.families.mlp import RECIPE
+from model.recipe import Recipe
+from model.training.loop import train_loop
 
 SMOOTHING = 51  # steps in the centred moving average the suggestions are read from
 FINDER_INITS = ("randn", "scaled")  # the notebook's init, then the project's default
 
 
 @dataclass(frozen=True)
-class LogSweep(Schedule):
-    """lr = 10^x with x going linearly from `min_exp` at the first step to `max_exp` at the last."""
+class LogSweep(Recipe):
+    """lr = 10^x with x going linearly from `min_exp` at the first step to `max_exp` at the last.
+
+    Everything else (optimiser, batch size, seeds) is the recipe it was made from (`LogSweep.of`).
+    """
 
     min_exp: float = -3.0
     max_exp: float = 0.0
+
+    @classmethod
+    def of(cls, recipe: Recipe, steps: int) -> LogSweep:
+        """`recipe` with its schedule replaced by the sweep over `steps` steps."""
+        return cls(**{f.name: getattr(recipe, f.name) for f in fields(Recipe)} | {"steps": steps})
 
     def exponent_at(self, step: int) -> float:
         return self.min_exp + (self.max_exp - self.min_exp) * step / max(1, self.steps - 1)
@@ -38,6 +48,7 @@ class FinderResult:
     lr_min: float  # lr where the smoothed loss is lowest
     lr_steep: float  # lr where the smoothed loss falls fastest per decade, before that minimum
     wall_seconds: float
+    sweep: LogSweep
 
 
 def smooth(losses: np.ndarray, window: int = SMOOTHING) -> np.ndarray:
@@ -67,14 +78,13 @@ def suggestions(exponents: np.ndarray, smoothed: np.ndarray) -> tuple[float, flo
 
 
 def run_lr_finder(data: Data, init: str, steps: int = 1000, progress: bool = True) -> FinderResult:
-    """Sweep lr from 1e-3 to 1 over `steps` minibatches of 128 on a fresh model; val and test are not used."""
-    schedule = LogSweep(steps=steps, batch_size=128)
+    """Sweep the lr over `steps` minibatches of the reference batch size on a fresh model (`LogSweep` of
+    RECIPE); val and test are not used."""
+    sweep = LogSweep.of(RECIPE, steps)
     model = fresh_model(data, init)
-    history = train_loop(
-        model, *data.train, schedule, batch_generator(), progress=progress, desc=f"lr {init}"
-    )
-    exponents = np.array([schedule.exponent_at(s) for s in range(steps)])
+    history = train_loop(model, data.train, sweep, batch_generator(), progress=progress, desc=f"lr {init}")
+    exponents = np.array([sweep.exponent_at(s) for s in range(steps)])
     losses = history.step_losses.to(torch.float64).numpy()
     smoothed = smooth(losses)
     lr_min, lr_steep = suggestions(exponents, smoothed)
-    return FinderResult(init, exponents, losses, smoothed, lr_min, lr_steep, history.wall_seconds)
+    return FinderResult(init, exponents, losses, smoothed, lr_min, lr_steep, history.wall_seconds, sweep)

@@ -33,14 +33,19 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def percentile_range(losses: torch.Tensor, low: float = 0.05, high: float = 0.95) -> tuple[float, float]:
+SPREAD_QUANTILES = (0.05, 0.95)  # the band whose width `spread` measures
+
+
+def percentile_range(
+    losses: torch.Tensor, low: float = SPREAD_QUANTILES[0], high: float = SPREAD_QUANTILES[1]
+) -> tuple[float, float]:
     """(low, high) quantiles of a window of minibatch losses."""
     lo, hi = torch.quantile(losses.to(torch.float64), torch.tensor([low, high], dtype=torch.float64)).tolist()
     return lo, hi
 
 
 def spread(losses: torch.Tensor) -> float:
-    """Width of the 5th-95th percentile band: how far the minibatch loss swings in a window."""
+    """Width of the SPREAD_QUANTILES band (5th-95th percentile): how far the minibatch loss swings."""
     lo, hi = percentile_range(losses)
     return hi - lo
 
