@@ -1,3 +1,4 @@
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_schedules():
     lrs = [cosine.lr_at(s) for s in range(11)]
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
     assert lrs[5] == pytest.approx((1e-3 + 1e-4) / 2)
-    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert all(a > b for a, b in pairwise(lrs))
 
 
 def test_window_and_sequence_examples_measure_the_same_predictions(small_word_file: Path):
