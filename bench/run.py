@@ -29,9 +29,10 @@ import torch
 from bench.http_load import run_wrk
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop
-from model.data import build_windows, read_words, split_words
-from model.families.mlp import MLPConfig
-from model.inference import LanguageModel
+from model.data import read_words, split_words
+from model.engine.language_model import LanguageModel
+from model.families.mlp import RECIPE, MLPConfig
+from model.training.examples import Windows
 from model.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,19 +165,21 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
 
 
 def measure_training(steps: int, data: Path | None, rounds: int) -> dict:
+    """Both loops on the reference model and recipe (model.families.mlp), shortened to `steps`."""
     words = read_words(data) if data else scoring_words(5000, seed=1)
     vocab = Vocab.from_words(words)
-    splits = split_words(words, 42)
+    recipe = RECIPE.with_(steps=steps)
+    splits = split_words(words, recipe.split_seed, recipe.split)
     config = MLPConfig(vocab.size)
-    x, y = build_windows(splits.train, vocab, 3)
-    xv, yv = build_windows(splits.val, vocab, 3)
+    train = Windows.of(splits.train, vocab, config.block_size)
+    val = Windows.of(splits.val, vocab, config.block_size)
     loops = {"project": project_loop, "notebook": notebook_loop}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     for round_ in range(rounds):  # back to back, first one then the other: drift hits both alike
         for name in sorted(loops, reverse=round_ % 2 == 1):
-            runs[name].append(loops[name](x, y, xv, yv, config, steps, 128, seed=1))
+            runs[name].append(loops[name](train, val, config, recipe))
     source = str(data) if data else "generated words"
-    result = {"steps": steps, "batch_size": 128, "rounds": rounds, "data": source}
+    result = {"steps": steps, "batch_size": recipe.batch_size, "rounds": rounds, "data": source}
     for name, pairs in runs.items():
         result[name] = {"steps_per_s": statistics.median(p[0] for p in pairs), "val_loss": pairs[-1][1]}
     ratios = [mine[0] / theirs[0] for mine, theirs in zip(runs["project"], runs["notebook"], strict=True)]
@@ -275,7 +278,7 @@ def render_markdown(results: dict) -> str:
         "",
         f"| loop | steps/s (median of {t['rounds']}) | val loss after the steps |",
         "| --- | ---: | ---: |",
-        f"| model.train | {t['project']['steps_per_s']:.0f} | {t['project']['val_loss']:.4f} |",
+        f"| model.training | {t['project']['steps_per_s']:.0f} | {t['project']['val_loss']:.4f} |",
         f"| notebook (plain tensors, randn init) | {t['notebook']['steps_per_s']:.0f} | "
         f"{t['notebook']['val_loss']:.4f} |",
         f"| ratio | {t['speed_ratio']:.2f}x | |",

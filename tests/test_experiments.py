@@ -12,7 +12,7 @@ import torch
 
 from model.experiments import batch_size, claims, common, inits, lr_finder, stats
 from model.experiments.__main__ import main, parse_args
-from model.train import Schedule
+from model.families.mlp import RECIPE, MLPConfig
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,30 @@ def test_same_seed_same_minibatches_so_runs_are_reproducible(data: common.Data):
     torch.testing.assert_close(a.step_losses, b.step_losses, rtol=0, atol=0)
 
 
+def test_experiments_run_the_reference_preset(data: common.Data, small_word_file: Path):
+    reference = common.load_data(small_word_file).config
+    assert reference == MLPConfig(reference.vocab_size)  # the family's defaults, not a copy of them
+    recipe = inits.scheme_recipe(inits.SCHEMES[0], 200)
+    assert recipe == RECIPE.with_(steps=200, eval_every=200 // inits.VAL_POINTS)
+    assert recipe.decay_step == int(200 * RECIPE.decay_at)
+    assert inits.NO_DROP_CONTROL.lr_after == RECIPE.lr and inits.SCHEMES[0].lr_after == RECIPE.lr_after
+    at_reference = batch_size.batch_recipe(RECIPE.batch_size, 40, "linear")
+    assert (at_reference.lr, at_reference.lr_after, at_reference.seed) == (
+        RECIPE.lr,
+        RECIPE.lr_after,
+        RECIPE.seed,
+    )
+
+
 def test_log_sweep_runs_lr_from_1e_minus_3_to_1():
     sweep = lr_finder.LogSweep(steps=1000)
     lrs = [sweep.lr_at(s) for s in range(1000)]
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1.0)
     assert all(b > a for a, b in itertools.pairwise(lrs))
     assert sweep.lr_at(333) == pytest.approx(10 ** (-3 + 3 * 333 / 999))
+    of = lr_finder.LogSweep.of(RECIPE.with_(batch_size=7), 50)
+    assert (of.steps, of.batch_size, of.seed, of.optimizer) == (50, 7, RECIPE.seed, RECIPE.optimizer)
+    assert of.lr_at(49) == pytest.approx(1.0)
 
 
 def test_finder_suggestions_on_a_known_curve():
@@ -91,15 +109,15 @@ def test_finder_suggestions_on_a_known_curve():
 def test_lr_finder_trains_on_the_training_split_only(data: common.Data, monkeypatch):
     seen = []
 
-    def spy(model, x_train, y_train, schedule, generator, *rest, **kwargs):
-        seen.append((x_train, rest, kwargs))
-        return real(model, x_train, y_train, schedule, generator, *rest, **kwargs)
+    def spy(model, train, recipe, generator, *rest, **kwargs):
+        seen.append((train, rest, kwargs))
+        return real(model, train, recipe, generator, *rest, **kwargs)
 
     real = lr_finder.train_loop
     monkeypatch.setattr(lr_finder, "train_loop", spy)
     result = lr_finder.run_lr_finder(data, "randn", steps=100, progress=False)
-    ((x_train, rest, kwargs),) = seen
-    assert x_train is data.train[0] and not rest and "x_val" not in kwargs
+    ((train, rest, kwargs),) = seen
+    assert train is data.train and not rest and kwargs.get("val") is None
     assert len(result.losses) == len(result.exponents) == 100
     assert result.exponents[0] == -3 and result.exponents[-1] == 0
     assert 1e-3 <= result.lr_steep <= result.lr_min <= 1
@@ -111,7 +129,7 @@ def test_batch_size_runs_record_val_against_steps_and_seconds(data: common.Data)
     for run in runs:
         assert [s for s, _ in run.val_points] == list(range(2, 41, 2))
         assert len(run.val_seconds) == 20 and all(b >= a for a, b in itertools.pairwise(run.val_seconds))
-        assert run.val_seconds[-1] <= run.wall_seconds and run.schedule.lr == 0.1
+        assert run.val_seconds[-1] <= run.wall_seconds and run.recipe.lr == RECIPE.lr
     assert runs[1].val_loss < runs[0].val_loss + 0.2  # 4x the examples is no worse
 
 
@@ -131,12 +149,17 @@ def test_ranks_and_spearman():
 
 
 def _fake(
-    label: str, losses: torch.Tensor, val: list[tuple[int, float]], final: float, unit: float, lr_after=0.01
+    label: str,
+    losses: torch.Tensor,
+    val: list[tuple[int, float]],
+    final: float,
+    unit: float,
+    lr_after=RECIPE.lr_after,
 ):
     spec = inits.InitSpec(label, label.split()[0], lr_after)
     initial = inits.InitialState(3.3, 1.0, torch.zeros(inits.HISTOGRAM_BINS), 0.0, 0.0)
-    schedule = Schedule(steps=len(losses), lr_after=lr_after)
-    return inits.InitRun(spec, schedule, initial, losses, val, final, final, 1.0, unit, (0.9, 1.1))
+    recipe = RECIPE.with_(steps=len(losses), lr_after=lr_after)
+    return inits.InitRun(spec, recipe, initial, losses, val, final, final, 1.0, unit, (0.9, 1.1))
 
 
 def _swinging(before: float, after: float, steps: int = 1000) -> torch.Tensor:
@@ -157,7 +180,9 @@ def test_claim_2_rule(after: float, control_after: float, val_gain: float, expec
     flat = [(s, 2.5) for s in range(50, 1001, 50)]
     dropping = [(s, 2.5 - (val_gain if s > 500 else 0.0)) for s in range(50, 1001, 50)]
     main = _fake("uniform:0,1", _swinging(8.0, after), dropping, 2.4, 1.0)
-    control = _fake("uniform:0,1 (no lr drop)", _swinging(8.0, control_after), flat, 2.6, 1.0, lr_after=0.1)
+    control = _fake(
+        "uniform:0,1 (no lr drop)", _swinging(8.0, control_after), flat, 2.6, 1.0, lr_after=RECIPE.lr
+    )
     assert claims.claim_2([main, control]).status == expected
 
 
@@ -178,6 +203,22 @@ def test_claim_4_rule(const_unit: float, small_val: float, near_one_val: float, 
         _fake("constant:0.01", losses, [], small_val, 0.0),
     ]
     assert claims.claim_4(runs, unigram=2.78).status == expected
+
+
+def test_claim_thresholds_are_the_ones_the_rule_states(monkeypatch):
+    losses = torch.full((100,), 2.8)
+    runs = [
+        _fake("constant:1", losses, [], 2.80, 0.0),
+        _fake("uniform:0.9,1.1", losses, [], 2.72, 0.2),
+        _fake("constant:0.01", losses, [], 2.60, 0.0),
+    ]
+    before = claims.claim_4(runs, unigram=2.78)
+    assert before.status == "partly" and "gets below 2.65 " in before.rule  # 2.60 learns past the floor
+    monkeypatch.setattr(claims, "FLOOR_NEAR", 0.25)  # one constant moves the check and the text together
+    after = claims.claim_4(runs, unigram=2.78)
+    assert after.status == "confirmed" and "within 0.25 of 2.8" in after.rule and "below 2.55 " in after.rule
+    finder = claims.claim_5([])
+    assert finder.status == "not run" and f"near {claims.NOTEBOOK_GOOD_LR:g}" in finder.claim
 
 
 def test_missing_runs_are_reported_as_not_run():
