@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from model.atomic import write_atomically
-from model.families import CharModel, FamilyConfig, get_family
 from model.hashing import word_hashes
 from model.vocab import Vocab
 
@@ -61,22 +60,18 @@ def known_word_hashes(words: Iterable[str]) -> torch.Tensor:
 
 @dataclass
 class Checkpoint:
+    """A checkpoint's contents. `kind` and `config` are the family's name and its config as plain
+    data: `model.families.build_model` validates them through the family and builds the module."""
+
     kind: str
-    config: FamilyConfig
+    config: dict[str, Any]
     vocab: Vocab
     state_dict: dict[str, torch.Tensor]
     known_word_hashes: torch.Tensor
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
-
-    def config_dict(self) -> dict[str, Any]:
-        return asdict(self.config)
-
-    def build_model(self, device: torch.device | str = "cpu") -> CharModel:
-        model = get_family(self.kind).build(self.config)
-        model.load_state_dict(self.state_dict)
-        return model.to(device).eval()
+    path: Path | None = None  # where it was loaded from, for error messages
 
 
 def digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -98,7 +93,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
-        "model": json.dumps({"kind": checkpoint.kind, "config": checkpoint.config_dict()}),
+        "model": json.dumps({"kind": checkpoint.kind, "config": checkpoint.config}),
         "alphabet": checkpoint.vocab.alphabet,
         "metrics": json.dumps(checkpoint.metrics),
         "data": json.dumps(checkpoint.data),
@@ -163,7 +158,9 @@ def _check_tensors(state_dict: dict[str, torch.Tensor], hashes: torch.Tensor | N
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Load and verify a checkpoint; every failure is a CheckpointError naming file and cause."""
+    """Load and verify a checkpoint (digest, metadata, finite weights, word hashes); every failure is
+    a CheckpointError naming file and cause. `model.families.build_model` checks the config and
+    every tensor's name and shape against the family."""
     path = Path(path)
     metadata, tensors = _read(path)
     _check_version(path, metadata)
@@ -177,23 +174,23 @@ def load_checkpoint(path: Path) -> Checkpoint:
         for key, value in info.items():
             if not isinstance(value, dict):
                 raise ValueError(f"metadata {key!r} must be a JSON object, got {type(value).__name__}")
-        family = get_family(info["model"]["kind"])
+        kind, config = info["model"]["kind"], info["model"]["config"]
+        if not isinstance(kind, str) or not isinstance(config, dict):
+            raise ValueError("metadata 'model' must hold a 'kind' string and a 'config' object")
         vocab = Vocab(metadata["alphabet"])
         state_dict = {k: v for k, v in tensors.items() if k != KNOWN_WORDS_KEY}
         _check_tensors(state_dict, tensors.get(KNOWN_WORDS_KEY))
         checkpoint = Checkpoint(
-            kind=family.kind,
-            config=family.config(**info["model"]["config"]),
+            kind=kind,
+            config=config,
             vocab=vocab,
             state_dict=state_dict,
             known_word_hashes=tensors[KNOWN_WORDS_KEY],
             metrics=info["metrics"],
             data=info["data"],
             train_args=info["train_args"],
+            path=path,
         )
-        if checkpoint.config.vocab_size != vocab.size:
-            raise ValueError("config vocab_size differs from the alphabet's size")
-        checkpoint.build_model()  # names and shapes must match the config exactly
     except Exception as exc:
         raise CorruptCheckpointError(f"checkpoint {path} is inconsistent: {exc}") from None
     return checkpoint

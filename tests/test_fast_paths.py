@@ -69,7 +69,7 @@ def test_the_tiny_model_uses_the_table_and_the_forced_one_does_not(tiny_model, f
 
 
 def test_table_equals_forward_pass_for_every_context(tiny_model):
-    v, block = tiny_model.vocab.size, tiny_model.config.block_size
+    v, block = tiny_model.vocab.size, tiny_model.network.window
     every = torch.cartesian_prod(*[torch.arange(v)] * block)
     with torch.inference_mode():
         expected = torch.log_softmax(tiny_model.network(every).double(), dim=-1).numpy()

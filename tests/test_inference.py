@@ -34,7 +34,7 @@ def test_word_loss_is_mean_neg_log_of_next_char_distribution(tiny_model):
 def test_batched_losses_equal_cross_entropy_recomputed(tiny_model):
     words = ["ba", "dolores", "zezi", "kum"]
     scores = tiny_model.word_losses(words)
-    x, y = build_windows(words, tiny_model.vocab, tiny_model.config.block_size)
+    x, y = build_windows(words, tiny_model.vocab, tiny_model.checkpoint.config["block_size"])
     per_prediction = F.cross_entropy(tiny_model.network(x), y, reduction="none").tolist()
     flat = [nll for s in scores for nll in s.nlls]
     assert flat == pytest.approx(per_prediction, abs=1e-5)

@@ -6,6 +6,7 @@ from app.settings import Settings
 from app.state import choose_default, load_models
 from model.checkpoint import load_checkpoint
 from model.data import REFERENCE_SHA256, file_sha256, read_words, split_words
+from model.families import build_model
 from model.training.examples import Sequences, evaluate
 from tests.conftest import DEFAULT_CHECKPOINT, REFERENCE_WORDS, ROOT, needs_reference_words
 
@@ -20,7 +21,7 @@ def test_committed_checkpoint_metrics_recompute_from_the_reference_list(path):
     words = read_words(REFERENCE_WORDS)
     assert ckpt.data["word_count"] == len(words)
     splits = split_words(words, ckpt.data["split_seed"], tuple(ckpt.data["split_fractions"]))
-    model = ckpt.build_model()
+    model = build_model(ckpt)
     for split in ("val", "test"):
         examples = Sequences.of(getattr(splits, split), ckpt.vocab)
         assert evaluate(model, examples) == pytest.approx(ckpt.metrics[f"{split}_loss"], abs=1e-5)
@@ -29,7 +30,7 @@ def test_committed_checkpoint_metrics_recompute_from_the_reference_list(path):
 
 def test_committed_mlp_loads_with_reference_config():
     ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
-    assert (ckpt.config.block_size, ckpt.config.n_embd, ckpt.config.n_hidden) == (3, 10, 300)
+    assert (ckpt.config["block_size"], ckpt.config["n_embd"], ckpt.config["n_hidden"]) == (3, 10, 300)
     assert ckpt.metrics["steps"] == 200_000 and ckpt.metrics["val_loss"] <= 2.17
     assert ckpt.vocab.alphabet == ".abcdefghijklmnopqrstuvwxyz"
 

@@ -8,7 +8,7 @@ from model import train
 from model.checkpoint import load_checkpoint
 from model.data import read_words, split_words
 from model.engine.language_model import LanguageModel
-from model.families import family_kinds, get_family
+from model.families import build_model, family_kinds, get_family
 from model.recipe import Recipe
 from model.training import run
 from model.training.examples import Sequences, Windows, evaluate
@@ -16,11 +16,11 @@ from model.training.examples import Sequences, Windows, evaluate
 
 def test_training_lowers_loss_and_stores_metrics_that_reproduce(tiny_checkpoint: Path, small_word_file: Path):
     ckpt = load_checkpoint(tiny_checkpoint)
-    model = ckpt.build_model()
+    model = build_model(ckpt)
     words = read_words(small_word_file)
     splits = split_words(words, ckpt.data["split_seed"], tuple(ckpt.data["split_fractions"]))
     for split in ("train", "val", "test"):
-        examples = Windows.of(getattr(splits, split), ckpt.vocab, ckpt.config.block_size)
+        examples = Windows.of(getattr(splits, split), ckpt.vocab, ckpt.config["block_size"])
         assert evaluate(model, examples) == pytest.approx(ckpt.metrics[f"{split}_loss"], abs=1e-5)
     uniform = torch.log(torch.tensor(float(ckpt.vocab.size))).item()
     assert ckpt.metrics["train_loss"] < uniform - 0.5  # learnt well beyond a uniform guess

@@ -24,7 +24,7 @@ from model.engine.params import ParameterError, SamplingParams
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
 from model.engine.sources import build_source
-from model.families import count_parameters
+from model.families import build_model, count_parameters
 from model.hashing import contains, contains_one, word_hash, word_hashes
 from model.vocab import BOUNDARY, UnknownCharactersError
 
@@ -78,13 +78,12 @@ class LanguageModel:
     ) -> None:
         self.checkpoint = checkpoint
         self.vocab = checkpoint.vocab
-        self.config = checkpoint.config
         self.kind = checkpoint.kind
         self.device = device
         self.name = name
         # float64 (MPS has none: float32 there) so a word's numbers do not depend on its batch
         dtype = torch.float32 if device.type == "mps" else torch.float64
-        self.network = checkpoint.build_model(device).for_inference().to(dtype)
+        self.network = build_model(checkpoint, device).for_inference().to(dtype)
         self.parameter_count = count_parameters(self.network)
         self.context_limit = self.network.context_limit
         self.source = build_source(self.network, device, dtype, max_table_entries)
@@ -205,7 +204,7 @@ class LanguageModel:
         return {
             "name": self.name,
             "family": self.kind,
-            "config": self.checkpoint.config_dict(),
+            "config": self.checkpoint.config,
             "parameters": self.parameter_count,
             "context": self.context_limit,
             "alphabet": self.vocab.alphabet,

@@ -5,7 +5,7 @@
 
 from model.families import bigram, gru, mlp, transformer, wavenet  # noqa: F401  (registers)
 from model.families.base import BOUNDARY_ID, CharModel, FamilyConfig, WindowModel, count_parameters
-from model.families.registry import Family, family_kinds, get_family
+from model.families.registry import Family, build_model, family_kinds, get_family
 
 __all__ = [
     "BOUNDARY_ID",
@@ -13,6 +13,7 @@ __all__ = [
     "Family",
     "FamilyConfig",
     "WindowModel",
+    "build_model",
     "count_parameters",
     "family_kinds",
     "get_family",

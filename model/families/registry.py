@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from model.checkpoint import Checkpoint, CorruptCheckpointError
 from model.families.base import CharModel, FamilyConfig
 from model.recipe import Recipe
 
@@ -53,3 +54,19 @@ def get_family(kind: str) -> Family:
 
 def family_kinds() -> list[str]:
     return list(_FAMILIES)
+
+
+def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> CharModel:
+    """The checkpoint's module in eval mode, its config validated through its family and every
+    tensor's name and shape checked; a CorruptCheckpointError naming the file otherwise."""
+    try:
+        family = get_family(checkpoint.kind)
+        config = family.config(**checkpoint.config)
+        if config.vocab_size != checkpoint.vocab.size:
+            raise ValueError("config vocab_size differs from the alphabet's size")
+        model = family.build(config)
+        model.load_state_dict(checkpoint.state_dict)  # strict: names and shapes must match
+    except (ValueError, RuntimeError, TypeError) as exc:
+        one_line = " ".join(str(exc).split())  # torch's load errors span several lines
+        raise CorruptCheckpointError(f"checkpoint {checkpoint.path} is inconsistent: {one_line}") from None
+    return model.to(device).eval()

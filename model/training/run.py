@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def train_model(
     }
     checkpoint = Checkpoint(
         kind=family.kind,
-        config=config,
+        config=asdict(config),
         vocab=vocab,
         state_dict=model.state_dict(),
         known_word_hashes=known_word_hashes(data.words),
