@@ -86,7 +86,7 @@ class LanguageModel:
         self.network = build_model(checkpoint, device).for_inference().to(dtype)
         self.parameter_count = count_parameters(self.network)
         self.context_limit = self.network.context_limit
-        self.source = build_source(self.network, device, dtype, max_table_entries)
+        self.source = build_source(self.network, device, max_table_entries)
         self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
 
     @classmethod

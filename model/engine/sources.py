@@ -25,11 +25,6 @@ from model.families import BOUNDARY_ID, CharModel
 State = Any
 
 
-def log_softmax_numpy(logits: torch.Tensor) -> np.ndarray:
-    """Log-probabilities as float64 numpy on the CPU."""
-    return torch.log_softmax(logits, dim=-1).to("cpu", torch.float64).numpy()
-
-
 class NextCharSource:
     """The interface, with the parts both implementations share."""
 
@@ -67,49 +62,80 @@ class NextCharSource:
         return shaping.cdf(self.log_probs(state), first_step)
 
 
-class ForwardSource(NextCharSource):
-    """The forward pass of any family, one batched step per call. State: (model state, log-probs)."""
+class TorchSteps:
+    """A family's own `start`/`step`/`keep` as NumPy in, NumPy out (the `NumpySteps` contract)."""
 
-    def __init__(self, model: CharModel, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, model: CharModel, device: torch.device) -> None:
+        self.model, self.device = model, device
+
+    def start(self, rows: int) -> State:
+        return self.model.start(rows)
+
+    def step(self, state: State, ids: np.ndarray) -> tuple[State, np.ndarray]:
+        with torch.inference_mode():
+            state, logits = self.model.step(state, torch.from_numpy(ids).to(self.device))
+        return state, logits.to("cpu", torch.float64).numpy()
+
+    def keep(self, state: State, rows: np.ndarray) -> State:
+        with torch.inference_mode():
+            return self.model.keep(state, torch.from_numpy(rows).to(self.device))
+
+
+def log_softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """float64 log-probabilities of each row of logits."""
+    x = logits.astype(np.float64)
+    x -= x.max(axis=1, keepdims=True)
+    x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
+    return x
+
+
+class ForwardSource(NextCharSource):
+    """The forward pass of any family, one batched step per call, through its NumPy steps where the
+    family has them (faster for small batches), else its torch module. State: (model state,
+    log-probs of the next id)."""
+
+    def __init__(self, model: CharModel, device: torch.device) -> None:
         self.model = model
-        self.device = device
-        self.dtype = dtype
         self.vocab_size = model.config.vocab_size
+        self.steps = model.numpy_steps() if device.type == "cpu" else None
+        self.steps = self.steps or TorchSteps(model, device)
 
     def start(self, prefix: list[int]) -> State:
-        with torch.inference_mode():
-            state = self.model.start(1)
-            for idx in [BOUNDARY_ID, *prefix]:
-                state, logits = self.model.step(state, torch.tensor([idx], device=self.device))
-        return state, log_softmax_numpy(logits)
+        state = self.steps.start(1)
+        for idx in [BOUNDARY_ID, *prefix]:
+            state, logits = self.steps.step(state, np.array([idx], dtype=np.int64))
+        return state, log_softmax_rows(logits)
 
     def log_probs(self, state: State) -> np.ndarray:
         return state[1]
 
     def advance(self, state: State, ids: np.ndarray) -> State:
-        with torch.inference_mode():
-            model_state, logits = self.model.step(state[0], torch.from_numpy(ids).to(self.device))
-        return model_state, log_softmax_numpy(logits)
+        model_state, logits = self.steps.step(state[0], ids)
+        return model_state, log_softmax_rows(logits)
 
     def keep(self, state: State, rows: np.ndarray) -> State:
-        with torch.inference_mode():
-            model_state = self.model.keep(state[0], torch.from_numpy(rows).to(self.device))
-        return model_state, state[1][rows]
+        return self.steps.keep(state[0], rows), state[1][rows]
 
     def score(self, words: list[list[int]]) -> list[np.ndarray]:
-        """One teacher-forced pass over all words, padded to the longest (in chunks)."""
-        out: list[np.ndarray] = []
-        for start in range(0, len(words), knobs.SCORE_CHUNK):
-            chunk = words[start : start + knobs.SCORE_CHUNK]
-            width = max(map(len, chunk)) + 1
-            ids = np.zeros((len(chunk), width + 1), dtype=np.int64)  # '.' + word + '.' + padding
-            for row, word in enumerate(chunk):
-                ids[row, 1 : len(word) + 1] = word
-            with torch.inference_mode():
-                logits = self.model.sequence_logits(torch.from_numpy(ids[:, :-1]).to(self.device))
-            log_probs = log_softmax_numpy(logits)
-            targets = np.take_along_axis(log_probs, ids[:, 1:, None], axis=2)[..., 0]
-            out += [targets[row, : len(word) + 1] for row, word in enumerate(chunk)]
+        """All words step by step together, longest first, so each step forwards only the words
+        that still have a character (or the end) to predict."""
+        order = np.argsort([-len(word) for word in words], kind="stable")
+        lengths = np.array([len(words[i]) for i in order], dtype=np.int64)
+        longest = int(lengths.max(initial=0))
+        rows = np.zeros((len(words), longest + 2), dtype=np.int64)  # '.' + word + '.' (+ padding)
+        for row, i in enumerate(order):
+            rows[row, 1 : lengths[row] + 1] = words[i]
+        picked = np.zeros((len(words), longest + 1))
+        state = self.steps.start(len(words))
+        for t in range(longest + 1):
+            going = int((lengths >= t).sum())  # rows (a prefix: longest first) with a target at t
+            if going < len(rows):
+                state, rows = self.steps.keep(state, np.arange(going)), rows[:going]
+            state, logits = self.steps.step(state, rows[:, t])
+            picked[:going, t] = log_softmax_rows(logits)[np.arange(going), rows[:, t + 1]]
+        out: list[np.ndarray] = [np.empty(0)] * len(words)
+        for row, i in enumerate(order):
+            out[i] = picked[row, : lengths[row] + 1]
         return out
 
 
@@ -126,12 +152,13 @@ class ContextTable(NextCharSource):
         v = self.vocab_size = forward.vocab_size
         self.context_count = v**window
         every_context = np.ascontiguousarray(np.indices((v,) * window).reshape(window, -1).T)
-        model, device = forward.model, forward.device
+        model, device = forward.model, next(forward.model.parameters()).device
         chunks = []
         with torch.inference_mode():
             for start in range(0, self.context_count, knobs.TABLE_BUILD_CHUNK):
                 contexts = torch.from_numpy(every_context[start : start + knobs.TABLE_BUILD_CHUNK])
-                chunks.append(log_softmax_numpy(model.window_logits(contexts.to(device))))
+                logits = model.window_logits(contexts.to(device))
+                chunks.append(log_softmax_rows(logits.to("cpu", torch.float64).numpy()))
         self.table = np.concatenate(chunks)
         self.cdf_table = Shaping().cdf(self.table, first_step=False)
         self.cdf_rows: list[list[float]] = self.cdf_table.tolist()  # for loops over a few names
@@ -191,13 +218,10 @@ class ContextTable(NextCharSource):
 
 
 def build_source(
-    model: CharModel,
-    device: torch.device,
-    dtype: torch.dtype,
-    max_table_entries: int = knobs.MAX_TABLE_ENTRIES,
+    model: CharModel, device: torch.device, max_table_entries: int = knobs.MAX_TABLE_ENTRIES
 ) -> NextCharSource:
     """The forward pass, or its exact table when the model reads a window whose table fits."""
-    forward = ForwardSource(model, device, dtype)
+    forward = ForwardSource(model, device)
     window = model.window
     if window is not None and model.config.vocab_size ** (window + 1) <= max_table_entries:
         return ContextTable(forward, window)

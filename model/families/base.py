@@ -18,8 +18,9 @@ transformer) read the whole prefix (or up to `context_limit` ids of it).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,6 +48,17 @@ class FamilyConfig:
                     raise ValueError(f"{name} is out of range: {value}")
 
 
+class NumpySteps(Protocol):
+    """`CharModel`'s step contract in NumPy (ids int64[rows] in, logits[rows, V] out): an optional
+    inference path for a family whose small steps are dominated by torch's per-call overhead."""
+
+    def start(self, rows: int) -> State: ...
+
+    def step(self, state: State, ids: np.ndarray) -> tuple[State, np.ndarray]: ...
+
+    def keep(self, state: State, rows: np.ndarray) -> State: ...
+
+
 class CharModel(nn.Module):
     """A character-level language model as the engine sees it (see the module docstring)."""
 
@@ -67,6 +79,11 @@ class CharModel(nn.Module):
     def sequence_logits(self, ids: torch.Tensor) -> torch.Tensor:
         """logits[B, T, V] for ids[B, T]: logits[:, t] predict the id after ids[:, : t + 1]."""
         raise NotImplementedError
+
+    def numpy_steps(self) -> NumpySteps | None:
+        """The same steps in NumPy (equal logits to ~1e-5), where they measure faster; None when the
+        family has none. Called on the module `for_inference` returned."""
+        return None
 
     def for_inference(self) -> CharModel:
         """The module to serve: eval mode, and any training-only structure folded away (e.g. a

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -83,6 +84,61 @@ class GRU(CharModel):
 
     def keep(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return state.index_select(1, rows)
+
+    def numpy_steps(self) -> NumpyGRU:
+        return NumpyGRU.of(self)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # no overflow warnings for large |x|
+
+
+class NumpyGRU:
+    """The GRU's eval-mode steps in float32 NumPy: for one name about 4x cheaper than torch's calls.
+
+    The first layer's input projection `emb @ W_ih.T + b_ih` is a lookup in a [V, 3H] table; each
+    step is then one (rows x H) @ (H x 3H) matmul per layer, the gates in torch's order (r, z, n;
+    r multiplies `W_hn h + b_hn`), and the head. State: [n_layer, rows, H].
+    """
+
+    def __init__(self, input_table: np.ndarray, layers: list[tuple[np.ndarray, ...]], head: tuple) -> None:
+        self.input_table = input_table  # [V, 3H]: layer 0's input projection of every id
+        self.layers = layers  # per layer: (W_ih.T, b_ih, W_hh.T, b_hh); W_ih unused for layer 0
+        self.head_w, self.head_b = head
+        self.hidden = layers[0][2].shape[0]
+
+    @classmethod
+    @torch.no_grad()
+    def of(cls, model: GRU) -> NumpyGRU:
+        def f32(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
+
+        layers = []
+        for i in range(model.config.n_layer):
+            w_ih, w_hh = getattr(model.gru, f"weight_ih_l{i}"), getattr(model.gru, f"weight_hh_l{i}")
+            b_ih, b_hh = getattr(model.gru, f"bias_ih_l{i}"), getattr(model.gru, f"bias_hh_l{i}")
+            layers.append((f32(w_ih.T), f32(b_ih), f32(w_hh.T), f32(b_hh)))
+        table = f32(model.embedding.weight @ model.gru.weight_ih_l0.T + model.gru.bias_ih_l0)
+        return cls(table, layers, (f32(model.head.weight.T), f32(model.head.bias)))
+
+    def start(self, rows: int) -> np.ndarray:
+        return np.zeros((len(self.layers), rows, self.hidden), dtype=np.float32)
+
+    def step(self, state: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h_size = self.hidden
+        out = np.empty_like(state)
+        x = None
+        for i, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.layers):
+            gi = self.input_table[ids] if i == 0 else x @ w_ih + b_ih
+            gh = state[i] @ w_hh + b_hh
+            r = _sigmoid(gi[:, :h_size] + gh[:, :h_size])
+            z = _sigmoid(gi[:, h_size : 2 * h_size] + gh[:, h_size : 2 * h_size])
+            n = np.tanh(gi[:, 2 * h_size :] + r * gh[:, 2 * h_size :])
+            x = out[i] = n + z * (state[i] - n)
+        return out, x @ self.head_w + self.head_b
+
+    def keep(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return state[:, rows]
 
 
 FAMILY = register(
