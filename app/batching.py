@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+from app.metrics import observe_batch
 from app.workers import ModelRunner
 from model.engine.language_model import LanguageModel, Sample
 from model.engine.params import SamplingParams
@@ -43,6 +44,7 @@ class SampleBatcher:
         for (name, params), jobs in pending.items():
             model = self.models[name]
             requests = [(n, seed) for n, seed, _ in jobs]
+            observe_batch(len(requests), sum(n for n, _ in requests))
             try:
                 results = await self.runner.run(
                     model,

@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.middleware.cors import CORSMiddleware
 
+from app import docs, metrics, playground
 from app.errors import parameter_error_handler, validation_error_handler
 from app.middleware import JSONBodiesOnly
+from app.request_id import RequestID
 from app.routes import router
 from app.settings import Settings, get_settings
 from app.state import Service, StartupError
@@ -62,11 +65,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        docs_url=None,  # app.docs serves /docs from local assets; ReDoc would need a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = None
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_middleware(JSONBodiesOnly)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(metrics.Metrics)
+    app.add_middleware(RequestID)  # outermost: every response, even a 415 or a CORS preflight, has an id
     app.include_router(router)
+    app.include_router(docs.router)
+    app.include_router(metrics.router)
+    app.include_router(playground.router)
+    app.mount("/static", playground.static_files(), name="static")
+    app.openapi = lambda: docs.openapi(app)  # type: ignore[method-assign]
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.deps import ServiceDep
+from app.metrics import count_names
 from app.responses import JSONBytes
 from app.schemas import (
     BatchLoss,
@@ -91,6 +92,7 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
         )
     else:  # concurrent requests share one sampling pass, each still getting its own names
         result = SampleResult(await service.batcher.sample(model, req.n, req.seed, params), complete=True)
+    count_names(model.name, len(result.names))
     return JSONBytes({
         "model": model.name,
         "names": [asdict(sample) for sample in result.names],

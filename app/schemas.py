@@ -7,6 +7,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.limits import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_WORDS
+from app.schema_examples import (
+    BATCH_LOSS_EXAMPLE,
+    MODEL_EXAMPLE,
+    MODEL_LIST_EXAMPLE,
+    NEXT_CHAR_EXAMPLE,
+    SAMPLE_EXAMPLE,
+    SERVED_MODEL_EXAMPLE,
+    WORD_LOSS_EXAMPLE,
+)
 
 Prefix = Annotated[
     str,
@@ -87,6 +96,8 @@ class SampleRequest(StrictBody):
 
 
 class SampledName(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_EXAMPLE["names"][0]]})
+
     name: str
     loss: float = Field(description="The model's mean NLL of the name, end token included (nats).")
     novel: bool = Field(description="True when the name is not in the model's word list.")
@@ -94,6 +105,8 @@ class SampledName(BaseModel):
 
 
 class SampleResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_EXAMPLE]})
+
     model: str
     names: list[SampledName]
     complete: bool = Field(
@@ -110,11 +123,15 @@ class NextCharRequest(StrictBody):
 
 
 class CharProb(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [NEXT_CHAR_EXAMPLE["distribution"][0]]})
+
     char: str = Field(description="A vocabulary entry; '.' is the end of the name.")
     prob: float
 
 
 class NextCharResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [NEXT_CHAR_EXAMPLE]})
+
     prefix: str
     distribution: list[CharProb] = Field(description="Every vocabulary entry, likeliest first.")
 
@@ -140,12 +157,16 @@ class LossRequest(StrictBody):
 
 
 class CharScore(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [WORD_LOSS_EXAMPLE["chars"][0]]})
+
     char: str = Field(description="The predicted character; '.' is the end of the name.")
     prob: float
     nll: float = Field(description="-ln(prob), in nats.")
 
 
 class WordLoss(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [WORD_LOSS_EXAMPLE]})
+
     word: str
     loss: float = Field(description="Mean NLL over the characters and the end token (nats).")
     perplexity: float = Field(description="e^loss")
@@ -153,6 +174,8 @@ class WordLoss(BaseModel):
 
 
 class BatchLoss(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_LOSS_EXAMPLE]})
+
     results: list[WordLoss]
     mean_loss: float = Field(description="Mean NLL over every prediction of every word (nats).")
     perplexity: float = Field(description="e^mean_loss")
@@ -160,6 +183,8 @@ class BatchLoss(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [MODEL_EXAMPLE]})
+
     name: str
     family: str = Field(description="bigram, mlp, wavenet, gru or transformer")
     config: dict[str, Any] = Field(description="The family's configuration, as stored in the checkpoint.")
@@ -176,13 +201,19 @@ class ModelInfo(BaseModel):
 
 
 class ServedModelInfo(ModelInfo):
+    model_config = ConfigDict(json_schema_extra={"examples": [SERVED_MODEL_EXAMPLE]})
+
     device: str
 
 
 class ModelList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [MODEL_LIST_EXAMPLE]})
+
     default: str
     models: list[ModelInfo]
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: str

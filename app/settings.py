@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.limits import MAX_LENGTH, MAX_N, MAX_WORDS
 
@@ -28,12 +28,23 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(True, description="log one line per request")
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per log line")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="comma-separated origins allowed to call the API from a browser (none by default)"
+    )
     max_n: int = Field(MAX_N, ge=1, le=MAX_N, description="most names one /sample may ask for")
     max_words: int = Field(MAX_WORDS, ge=1, le=MAX_WORDS, description="most words one /loss may score")
     max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
     novel_max_rounds: int = Field(10, ge=1, le=100, description="resampling rounds for novel names")
     workers: int | None = Field(None, ge=1, description="model worker threads (default: the usable CPUs)")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
 
 @lru_cache

@@ -1,0 +1,129 @@
+"""/docs served offline, and an OpenAPI document that says what comes back.
+
+Swagger UI's assets are a pinned, unmodified copy of swagger-ui-dist (app/static/swagger-ui/VERSION)
+served by the app itself, as in FastAPI's "Self-hosting JavaScript and CSS for docs": no CDN, so
+/docs works with the network off. `openapi()` adds to FastAPI's own document every error status
+the server sends, with its body and an example, and a named example per form of the /loss request
+and response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+
+from app.schema_examples import BATCH_LOSS_EXAMPLE, WORD_LOSS_EXAMPLE
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    root = request.scope.get("root_path", "")
+    return get_swagger_ui_html(
+        openapi_url=root + request.app.openapi_url,
+        title=f"{request.app.title} - API docs",
+        swagger_js_url=f"{root}/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{root}/static/swagger-ui/favicon-32x32.png",
+    )
+
+
+def _json_error(description: str, example: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/ErrorDetail"},
+                "example": {"detail": example},
+            }
+        },
+    }
+
+
+def _text_error(description: str, example: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"text/plain": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
+BAD_REQUEST = _text_error(
+    "The HTTP request itself is malformed (answered by the HTTP server, as plain text)",
+    "Invalid HTTP request received.",
+)
+NOT_READY = _json_error("The models are not loaded yet (starting up)", "the model is not loaded yet")
+BODY_ERRORS: dict[str, dict[str, Any]] = {
+    "413": _text_error("The body is larger than NAMEGEN_MAX_BODY_BYTES (256 KiB)", "Content Too Large"),
+    "415": _json_error(
+        "The body is not JSON",
+        "send the body as JSON, 'Content-Type: application/json' (got text/plain)",
+    ),
+    "422": {
+        "description": "Invalid body: not JSON, a wrong type, a value out of range, a character outside the "
+        "model's alphabet, an unknown model; each error names its field",
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/HTTPValidationError"},
+                "example": {
+                    "detail": [
+                        {
+                            "type": "value_error",
+                            "loc": ["body", "prefix"],
+                            "msg": "'a7' contains characters outside the alphabet: '7'",
+                        }
+                    ]
+                },
+            }
+        },
+    },
+}
+ERROR_DETAIL = {
+    "title": "ErrorDetail",
+    "type": "object",
+    "properties": {"detail": {"type": "string", "title": "Detail"}},
+    "required": ["detail"],
+}
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus every error status and the /loss examples (built once, then cached)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorDetail"] = ERROR_DETAIL
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses["400"] = BAD_REQUEST
+            responses["503"] = NOT_READY
+            if method == "post":
+                responses.update(BODY_ERRORS)
+            if "404" in responses and "content" not in responses["404"]:  # GET /models/{name}
+                responses["404"] = _json_error(
+                    responses["404"]["description"],
+                    "unknown model 'lstm'; available: names-bigram, names-gru, names-mlp, names-wavenet",
+                )
+    loss = schema["paths"]["/loss"]["post"]
+    loss["requestBody"]["content"]["application/json"]["examples"] = {
+        "one word": {"summary": "Score one name", "value": {"word": "emma"}},
+        "a batch": {"summary": "Score several names at once", "value": {"words": ["emma", "xqzv"]}},
+    }
+    loss["responses"]["200"]["content"]["application/json"]["examples"] = {
+        "one word": {"summary": 'For {"word": "emma"}', "value": WORD_LOSS_EXAMPLE},
+        "a batch": {"summary": 'For {"words": ["emma", "xqzv"]}', "value": BATCH_LOSS_EXAMPLE},
+    }
+    app.openapi_schema = schema
+    return schema

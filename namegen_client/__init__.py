@@ -1,0 +1,322 @@
+"""A typed Python client for the namegen HTTP API, sync and async; it needs only httpx.
+
+    from namegen_client import NamegenClient
+
+    with NamegenClient("http://127.0.0.1:8000") as client:
+        for s in client.sample(5, seed=42).names:
+            print(s.name, round(s.loss, 3))
+        print(client.loss("emma").loss)
+
+`AsyncNamegenClient` has the same methods as coroutines. A 4xx or 5xx answer raises `NamegenError`
+carrying the status, the server's `detail` and the request id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, overload
+from urllib.parse import quote
+
+import httpx
+
+__all__ = [
+    "AsyncNamegenClient",
+    "BatchLoss",
+    "CharProb",
+    "CharScore",
+    "ModelInfo",
+    "ModelList",
+    "NamegenClient",
+    "NamegenError",
+    "NextChar",
+    "SampleResult",
+    "SampledName",
+    "WordLoss",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class NamegenError(Exception):
+    """The server answered 4xx or 5xx. `detail` is its `detail` field (a string, or FastAPI's list of
+    validation errors for a 422) or the body's text."""
+
+    def __init__(self, status: int, detail: Any, request_id: str | None = None) -> None:
+        self.status = status
+        self.detail = detail
+        self.request_id = request_id
+        super().__init__(f"HTTP {status}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.detail, list):  # FastAPI's 422: [{"loc": [...], "msg": ...}, ...]
+            return "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', []) if p != 'body')}: {e.get('msg')}"
+                if isinstance(e, dict)
+                else str(e)
+                for e in self.detail
+            )
+        return str(self.detail)
+
+
+@dataclass(frozen=True)
+class SampledName:
+    name: str
+    loss: float  # mean NLL in nats per character, end included
+    novel: bool  # not in the model's training word list
+    truncated: bool  # cut at max_length
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    model: str
+    names: list[SampledName]
+    complete: bool  # False when novel names were asked for and fewer than n were found
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CharProb:
+    char: str  # "." is the end of the name
+    prob: float
+
+
+@dataclass(frozen=True)
+class NextChar:
+    prefix: str
+    distribution: list[CharProb]  # every vocabulary entry, likeliest first
+
+    def as_dict(self) -> dict[str, float]:
+        return {c.char: c.prob for c in self.distribution}
+
+
+@dataclass(frozen=True)
+class CharScore:
+    char: str
+    prob: float
+    nll: float
+
+
+@dataclass(frozen=True)
+class WordLoss:
+    word: str
+    loss: float
+    perplexity: float
+    chars: list[CharScore]
+
+
+@dataclass(frozen=True)
+class BatchLoss:
+    results: list[WordLoss]
+    mean_loss: float
+    perplexity: float
+    predictions: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    parameters: int
+    context: int | None
+    alphabet: str
+    default: bool
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    train_command: str | None
+    device: str | None = None  # only from GET /model
+
+
+@dataclass(frozen=True)
+class ModelList:
+    default: str
+    models: list[ModelInfo]
+
+
+# ---- requests and responses, shared by both clients
+
+
+def _sample_body(n: int, model: str | None, **params: Any) -> dict[str, Any]:
+    body = {"n": n, **{k: v for k, v in params.items() if v is not None}}
+    if model is not None:
+        body["model"] = model
+    return body
+
+
+def _with_model(body: dict[str, Any], model: str | None) -> dict[str, Any]:
+    return body if model is None else {**body, "model": model}
+
+
+def _loss_body(words: str | list[str], model: str | None) -> dict[str, Any]:
+    return _with_model({"word": words} if isinstance(words, str) else {"words": list(words)}, model)
+
+
+def _checked(response: httpx.Response) -> Any:
+    if response.is_error:
+        try:
+            detail = response.json().get("detail", response.text)
+        except (ValueError, AttributeError):
+            detail = response.text
+        raise NamegenError(response.status_code, detail, response.headers.get("x-request-id"))
+    return response.json()
+
+
+def _sample_result(data: dict[str, Any]) -> SampleResult:
+    return SampleResult(
+        data["model"], [SampledName(**s) for s in data["names"]], data["complete"], data.get("reason")
+    )
+
+
+def _next_char(data: dict[str, Any]) -> NextChar:
+    return NextChar(data["prefix"], [CharProb(**c) for c in data["distribution"]])
+
+
+def _word_loss(data: dict[str, Any]) -> WordLoss:
+    return WordLoss(data["word"], data["loss"], data["perplexity"], [CharScore(**c) for c in data["chars"]])
+
+
+def _loss(data: dict[str, Any]) -> WordLoss | BatchLoss:
+    if "results" in data:
+        results = [_word_loss(r) for r in data["results"]]
+        return BatchLoss(results, data["mean_loss"], data["perplexity"], data["predictions"])
+    return _word_loss(data)
+
+
+def _model_info(data: dict[str, Any]) -> ModelInfo:
+    fields = ModelInfo.__dataclass_fields__
+    return ModelInfo(**{k: v for k, v in data.items() if k in fields})
+
+
+def _model_list(data: dict[str, Any]) -> ModelList:
+    return ModelList(data["default"], [_model_info(m) for m in data["models"]])
+
+
+class NamegenClient:
+    """Blocking client. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, timeout: float = 30.0, client: httpx.Client | None = None
+    ) -> None:
+        self._http = client or httpx.Client(base_url=base_url, timeout=timeout)
+
+    def __enter__(self) -> NamegenClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _get(self, path: str) -> Any:
+        return _checked(self._http.get(path))
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return _checked(self._http.post(path, json=body))
+
+    def sample(
+        self,
+        n: int = 10,
+        *,
+        model: str | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        prefix: str = "",
+        max_length: int = 32,
+        seed: int | None = None,
+        novel: bool = False,
+    ) -> SampleResult:
+        """Invent `n` names (POST /sample)."""
+        body = _sample_body(
+            n, model, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix,
+            max_length=max_length, seed=seed, novel=novel,
+        )  # fmt: skip
+        return _sample_result(self._post("/sample", body))
+
+    def next_char(self, prefix: str = "", *, model: str | None = None) -> NextChar:
+        """The probability of every next character after `prefix` (POST /next-char)."""
+        return _next_char(self._post("/next-char", _with_model({"prefix": prefix}, model)))
+
+    @overload
+    def loss(self, words: str, *, model: str | None = None) -> WordLoss: ...
+    @overload
+    def loss(self, words: list[str], *, model: str | None = None) -> BatchLoss: ...
+    def loss(self, words: str | list[str], *, model: str | None = None) -> WordLoss | BatchLoss:
+        """Score one name (a str) or many (a list) (POST /loss)."""
+        return _loss(self._post("/loss", _loss_body(words, model)))
+
+    def models(self) -> ModelList:
+        """Every loaded model and which is the default (GET /models)."""
+        return _model_list(self._get("/models"))
+
+    def model(self, name: str | None = None) -> ModelInfo:
+        """One loaded model (GET /models/{name}); the default, with its device, when `name` is None."""
+        return _model_info(self._get("/model" if name is None else f"/models/{quote(name, safe='')}"))
+
+    def health(self) -> bool:
+        """True once the server has loaded its models; NamegenError (503) before."""
+        return self._get("/health").get("status") == "ok"
+
+
+class AsyncNamegenClient:
+    """The same methods as `NamegenClient`, as coroutines. Use `async with`, or await `aclose()`."""
+
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, timeout: float = 30.0, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self._http = client or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def __aenter__(self) -> AsyncNamegenClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(self, path: str) -> Any:
+        return _checked(await self._http.get(path))
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return _checked(await self._http.post(path, json=body))
+
+    async def sample(
+        self,
+        n: int = 10,
+        *,
+        model: str | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        prefix: str = "",
+        max_length: int = 32,
+        seed: int | None = None,
+        novel: bool = False,
+    ) -> SampleResult:
+        body = _sample_body(
+            n, model, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix,
+            max_length=max_length, seed=seed, novel=novel,
+        )  # fmt: skip
+        return _sample_result(await self._post("/sample", body))
+
+    async def next_char(self, prefix: str = "", *, model: str | None = None) -> NextChar:
+        return _next_char(await self._post("/next-char", _with_model({"prefix": prefix}, model)))
+
+    @overload
+    async def loss(self, words: str, *, model: str | None = None) -> WordLoss: ...
+    @overload
+    async def loss(self, words: list[str], *, model: str | None = None) -> BatchLoss: ...
+    async def loss(self, words: str | list[str], *, model: str | None = None) -> WordLoss | BatchLoss:
+        return _loss(await self._post("/loss", _loss_body(words, model)))
+
+    async def models(self) -> ModelList:
+        return _model_list(await self._get("/models"))
+
+    async def model(self, name: str | None = None) -> ModelInfo:
+        return _model_info(await self._get("/model" if name is None else f"/models/{quote(name, safe='')}"))
+
+    async def health(self) -> bool:
+        return (await self._get("/health")).get("status") == "ok"
