@@ -114,6 +114,7 @@ async function nextChar() {
     if (!result) return;
     showError("next-error", null);
     drawChart(result.distribution, models[model()]?.alphabet);
+    $("chart").dataset.prefix = result.prefix;
   } catch (error) {
     showError("next-error", error);
   }
@@ -172,6 +173,7 @@ async function score() {
       return cell;
     });
     $("strip").replaceChildren(...cells);
+    $("strip").dataset.word = result.word;
     $("word-loss").dataset.loss = String(result.loss);
     $("word-loss").textContent =
       `${result.word}: loss ${result.loss.toFixed(4)} nats/char · perplexity ${result.perplexity.toFixed(2)}`;
