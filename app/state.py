@@ -6,6 +6,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from threadpoolctl import threadpool_limits
+
 from app.batching import SampleBatcher
 from app.settings import Settings
 from app.workers import ModelRunner
@@ -79,6 +82,10 @@ class Service:
 
     @classmethod
     def start(cls, settings: Settings) -> Service:
+        # One BLAS/torch thread per model worker: more only fight the workers for the same cores
+        # (measured: 100 GRU names took 38-50 ms instead of 8-11 ms with numpy's default threads).
+        torch.set_num_threads(1)
+        threadpool_limits(1)
         models = load_models(settings)
         runner = ModelRunner(settings.workers)
         return cls(

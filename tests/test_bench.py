@@ -17,17 +17,20 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     endpoints = results["http"]["endpoints"]
-    assert set(endpoints) == {"bare", "sample n=1", "sample n=100", "next-char", "loss 1 word",
-                              "loss 1,000 words"}  # fmt: skip
+    requests = {"sample n=1", "sample n=100", "next-char", "loss 1 word", "loss 1,000 words"}
+    assert set(endpoints) == {"bare"} | {f"{m} {r}" for m in ("mlp", "default") for r in requests}
     assert len(results["http"]["bare_runs"]["1"]) == len(endpoints) - 1  # one bare run per endpoint
     for cells in endpoints.values():
         assert cells["1"]["requests"] > 0 and cells["1"]["requests_per_second"] > 0
         assert cells["1"]["p50_ms"] <= cells["1"]["p99_ms"]
-    assert [row["n"] for row in results["sampling"]] == [1, 100]
-    assert all(row["sampler_names_per_s"] > 0 and row["naive_names_per_s"] > 0 for row in results["sampling"])
+    assert set(results["sampling"]) == {"names-mlp", results["default_model"]}
+    for rows in results["sampling"].values():
+        assert [row["n"] for row in rows] == [1, 100]
+        for row in rows:
+            assert min(row["sampler_names_per_s"], row["naive_names_per_s"], row["makemore_names_per_s"]) > 0
     assert results["training"]["project"]["steps_per_s"] > 0
     assert len(results["training"]["round_ratios"]) == 2
     assert len(results["http"]["memory"]["rss_mb_after_each_repeat"]) == 1
     assert set(results["targets"]) == {name for name, _ in TARGETS}
     report = (tmp_path / "RESULTS.md").read_text()
-    assert "| sample n=100 |" in report and "## Targets" in report
+    assert "| default sample n=100 |" in report and "## Targets" in report
