@@ -11,8 +11,9 @@ def test_leaderboard_ranks_every_checkpoint_and_marks_the_default(tiny_checkpoin
     weights = tmp_path / "weights"
     weights.mkdir()
     shutil.copy(tiny_checkpoint, weights / "tiny-mlp.safetensors")
-    args = ["--family", "gru", "--data", str(small_word_file), "--out", str(weights / "tiny-gru.safetensors"),
-            "--steps", "30", "--eval-every", "10", "--n-embd", "8", "--n-hidden", "16", "--no-progress"]  # fmt: skip
+    gru = weights / "tiny-gru.safetensors"
+    args = ["--family", "gru", "--data", str(small_word_file), "--out", str(gru), "--steps", "30",
+            "--eval-every", "10", "--n-embd", "8", "--n-hidden", "16", "--no-progress"]  # fmt: skip
     assert train.main(args) == 0
     out = tmp_path / "docs" / "leaderboard.md"
     assert (
