@@ -23,7 +23,7 @@ from model.data import REFERENCE_URL, download_word_list, read_words
 from model.device import DEVICE_CHOICES, resolve_device
 from model.families import Family, family_kinds, get_family
 from model.recipe import Recipe
-from model.training.plots import plot_loss_curve
+from model.training.plots import plot_loss_curve, plot_next_char_map
 from model.training.run import WordSource, train_model
 
 RECIPE_FLAGS = (
@@ -150,7 +150,11 @@ def _run(
     }
     trained = train_model(family, config_values, recipe, data, device, train_args, not args.no_progress)
     png = args.out.with_suffix(".png")
-    plot_loss_curve(trained.history, recipe, png, title=f"{args.out.stem}: {trained.checkpoint.config}")
+    title = f"{args.out.stem}: {family.kind} {trained.checkpoint.config}"
+    if len(trained.history.step_losses):
+        plot_loss_curve(trained.history, recipe, png, title=title)
+    else:  # a counted model has no loss curve: show what it counted
+        plot_next_char_map(trained.model, trained.checkpoint.vocab.alphabet, png, title=title)
     save_checkpoint(args.out, trained.checkpoint)
     m = trained.checkpoint.metrics
     print(

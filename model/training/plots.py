@@ -10,12 +10,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import torch
 
 from model.atomic import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from model.families import CharModel
     from model.recipe import Recipe
     from model.training.loop import History
 
@@ -57,4 +59,22 @@ def plot_loss_curve(history: History, recipe: Recipe, path: Path, title: str = "
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def plot_next_char_map(model: CharModel, alphabet: str, path: Path, title: str = "") -> None:
+    """P(next | previous character) for every character (row) and next character (column): the
+    picture of a counted model, which has no loss curve."""
+    with torch.inference_mode():
+        rows = torch.tensor([[0, i] for i in range(len(alphabet))])  # '.' + each character
+        probs = torch.softmax(model.sequence_logits(rows)[:, -1].double(), dim=-1).numpy()
+    fig, ax = plt.subplots(figsize=(8, 7.5))
+    image = ax.imshow(probs, cmap="Blues")
+    labels = ["start/end" if c == "." else c for c in alphabet]
+    ax.set_xticks(range(len(alphabet)), labels=list(alphabet), fontsize=7)
+    ax.set_yticks(range(len(alphabet)), labels=labels, fontsize=7)
+    ax.set_xlabel("next character ('.' = end of name)")
+    ax.set_ylabel("previous character")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="probability")
     save_figure(fig, path)
