@@ -6,12 +6,30 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test train experiments bench clean
 
-$(STAMP): pyproject.toml
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# Where torch comes from: PyTorch's CPU build by default, so a plain machine does not download
+# several GB of CUDA libraries to serve a model of a few hundred kilobytes. For CUDA (opt-in):
+#   make clean; make serve TORCH_INDEX=https://download.pytorch.org/whl/cu130
+# A short timeout and one retry: where that host cannot be reached, pip warns and takes torch from
+# the machine's own find-links / package indexes instead (pip config list).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+$(VENV)/.torch:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -c 'import torch' 2>/dev/null || \
+		$(PIP) --timeout 15 --retries 1 --index-url $(TORCH_INDEX) 'torch==2.13.0'
+	touch $@
+
+# Serving only: no training, test or client extras.
+$(VENV)/.installed-serve: pyproject.toml $(VENV)/.torch
+	$(PIP) -e .
+	touch $@
+
+$(STAMP): pyproject.toml $(VENV)/.torch
+	$(PIP) -e '.[dev]'
 	touch $(STAMP)
 
-serve: $(STAMP)
+serve: $(VENV)/.installed-serve
 	$(BIN)/python -m app
 
 test: $(STAMP)
