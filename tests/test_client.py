@@ -87,3 +87,20 @@ def test_async_client_matches_the_sync_one(server_url):
     with pytest.raises(NamegenError) as error:
         asyncio.run(failing())
     assert error.value.status == 422
+
+
+def test_readme_client_example_runs(server_url):
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (example,) = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "namegen_client" in b
+    ]
+    code = example.replace("http://127.0.0.1:8000", server_url)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "422" in done.stdout and "CharProb(char='a'" in done.stdout
