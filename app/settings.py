@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,7 +12,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.limits import MAX_LENGTH, MAX_N, MAX_WORDS
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+def default_weights() -> Path:
+    """The checkout's weights/ beside app/, else the copy an installed namegen ships in
+    <prefix>/share/namegen/weights."""
+    checkout = Path(__file__).resolve().parents[1] / "weights"
+    installed = Path(sys.prefix) / "share" / "namegen" / "weights"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+DEFAULT_WEIGHTS = default_weights()
 
 
 class Settings(BaseSettings):
