@@ -32,7 +32,7 @@ USER 10001
 
 ENV NAMEGEN_HOST=0.0.0.0 \
     NAMEGEN_PORT=8000 \
-    NAMEGEN_CHECKPOINT=/app/weights/names-mlp.safetensors
+    NAMEGEN_WEIGHTS=/app/weights
 EXPOSE 8000
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

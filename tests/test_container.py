@@ -40,6 +40,10 @@ def test_dockerfile_is_slim_cpu_non_root_with_healthcheck():
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu\n" in DOCKERFILE
     assert 'pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0' in DOCKERFILE
     assert _instruction("USER") != "root" and _instruction("USER") != "0"
+    # The installed package cannot find the weights next to itself: the image must say where they are.
+    known = {f"NAMEGEN_{name.upper()}" for name in Settings.model_fields}
+    assert set(re.findall(r"\b(NAMEGEN_[A-Z_]+)=", DOCKERFILE)) <= known
+    assert "NAMEGEN_WEIGHTS=/app/weights" in DOCKERFILE and "COPY weights ./weights" in DOCKERFILE
     assert "/health" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
     assert "COPY weights" in DOCKERFILE
 
