@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test train experiments bench clean
+.PHONY: serve test train experiments bench image-smoke clean
 
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Where torch comes from: PyTorch's CPU build by default, so a plain machine does not download
@@ -46,6 +46,11 @@ experiments: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run
+
+# Builds the Dockerfile against a Debian base made here and serves from it read-only, all capabilities
+# dropped (deploy/image-smoke.sh). Needs root, docker.io and debootstrap; a few minutes; not in CI.
+image-smoke: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) bash deploy/image-smoke.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
