@@ -58,7 +58,8 @@ def test_compose_dockerfile_makefile_and_app_agree():
     cmd = json.loads(_instruction("CMD"))
     assert SERVICE["command"] == cmd == ["python", *serve_command()[1:]]
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "$(BIN)/python -m app" in makefile.split("serve:", 1)[1].split("\n\n")[0]
+    (serve_recipe,) = re.findall(r"^serve:.*\n((?:\t.*\n)+)", makefile, flags=re.MULTILINE)
+    assert "$(BIN)/python -m app" in serve_recipe
     port = Settings.model_fields["port"].default
     assert SERVICE["ports"] == [f"{port}:{port}"]
     assert _instruction("EXPOSE") == str(port)
