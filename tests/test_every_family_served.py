@@ -142,3 +142,14 @@ def test_seeded_responses_are_byte_identical_alone_or_among_64_concurrent_mixed_
     together = asyncio.run(fire())
     for i, content in enumerate(together):
         assert content == alone[i % len(bodies)], bodies[i % len(bodies)]
+
+
+def test_only_quick_work_may_run_on_the_event_loop(models):
+    """Tables answer thousands of names inline, NumPy-stepped models a name or two, torch-stepped
+    models nothing (their per-call overhead is milliseconds)."""
+    quick = {
+        name: (m.is_quick(names=1), m.is_quick(names=3), m.is_quick(words=101)) for name, m in models.items()
+    }
+    assert quick["names-mlp"] == quick["names-bigram"] == (True, True, False)
+    assert quick["names-gru"] == (True, False, False)
+    assert quick["names-transformer"] == quick["names-wavenet"] == (False, False, False)

@@ -99,6 +99,15 @@ class LanguageModel:
         """Whether requests may share one sampling pass and still get exactly their own names."""
         return self.source.rows_independent
 
+    def is_quick(self, names: int = 0, words: int = 0) -> bool:
+        """Whether drawing `names` names or scoring `words` words takes at most a millisecond or
+        so (the budgets in `knobs`, measured): such work may run on the event loop."""
+        if self.source.rows_independent:
+            return names <= knobs.INLINE_MAX_NAMES and words <= knobs.INLINE_MAX_WORDS
+        if self.source.cheap_steps:
+            return names <= knobs.INLINE_MAX_NUMPY_NAMES and words <= knobs.INLINE_MAX_NUMPY_WORDS
+        return False
+
     def normalise(self, text: str) -> str:
         return self.vocab.normalise(text)
 

@@ -32,6 +32,8 @@ class NextCharSource:
     # True when a row's numbers never depend on which other rows share a call (a table lookup):
     # then requests may be sampled together and still get exactly the names they get alone.
     rows_independent: bool = False
+    # True when a step costs microseconds, not a torch call's overhead (a table, NumPy steps).
+    cheap_steps: bool = False
 
     def start(self, prefix: list[int]) -> State:
         """One row's state after reading '.' and the ids of `prefix`."""
@@ -97,8 +99,9 @@ class ForwardSource(NextCharSource):
     def __init__(self, model: CharModel, device: torch.device) -> None:
         self.model = model
         self.vocab_size = model.config.vocab_size
-        self.steps = model.numpy_steps() if device.type == "cpu" else None
-        self.steps = self.steps or TorchSteps(model, device)
+        numpy_steps = model.numpy_steps() if device.type == "cpu" else None
+        self.cheap_steps = numpy_steps is not None
+        self.steps = numpy_steps or TorchSteps(model, device)
 
     def start(self, prefix: list[int]) -> State:
         state = self.steps.start(1)
@@ -147,6 +150,7 @@ class ContextTable(NextCharSource):
     """
 
     rows_independent = True
+    cheap_steps = True
 
     def __init__(self, forward: ForwardSource, window: int) -> None:
         v = self.vocab_size = forward.vocab_size
