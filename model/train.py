@@ -23,8 +23,6 @@ from model.data import REFERENCE_URL, download_word_list, read_words
 from model.device import DEVICE_CHOICES, resolve_device
 from model.families import Family, family_kinds, get_family
 from model.recipe import Recipe
-from model.training.plots import plot_loss_curve, plot_next_char_map
-from model.training.run import WordSource, train_model
 
 RECIPE_FLAGS = (
     "steps",
@@ -136,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(
     args: argparse.Namespace, argv: list[str], family: Family, config_values: dict[str, Any], recipe: Recipe
 ) -> int:
+    try:  # training's own dependencies (tqdm, matplotlib): not part of a serving install
+        from model.training.plots import plot_loss_curve, plot_next_char_map
+        from model.training.run import WordSource, train_model
+    except ImportError as exc:
+        sys.exit(f"training needs the 'train' extra: pip install 'namegen[train]' ({exc})")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     path = args.data if args.data is not None else download_word_list()

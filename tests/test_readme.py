@@ -15,7 +15,7 @@ CURL_LINES = re.findall(r"^curl .+$", README, flags=re.MULTILINE)
 
 def test_readme_documents_every_endpoint_with_curl():
     assert len(CURL_LINES) >= 6
-    for path in ("/sample", "/next-char", "/loss", "/model", "/health"):
+    for path in ("/sample", "/next-char", "/loss", "/models", "/model", "/health"):
         assert any(f"8000{path}" in line for line in CURL_LINES), path
 
 
@@ -33,7 +33,10 @@ def test_readme_curl_example_works(server_url, line):
         assert len(body["distribution"]) == 27
     elif "/loss" in line:
         assert "loss" in body or "mean_loss" in body
+    elif "/models" in line:
+        assert {m["name"] for m in body["models"]} >= {"names-mlp", "names-gru"}
+        assert body["default"] in {m["name"] for m in body["models"]}
     elif "/model" in line:
-        assert body["name"] == "names-mlp"
+        assert body["name"] == "names-mlp"  # the test server's NAMEGEN_DEFAULT_MODEL
     else:
         assert body == {"status": "ok"}
