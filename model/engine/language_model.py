@@ -83,8 +83,9 @@ class LanguageModel:
         self.name = name
         # float64 (MPS has none: float32 there) so a word's numbers do not depend on its batch
         dtype = torch.float32 if device.type == "mps" else torch.float64
-        self.network = build_model(checkpoint, device).for_inference().to(dtype)
-        self.parameter_count = count_parameters(self.network)
+        trained = build_model(checkpoint, device)
+        self.parameter_count = count_parameters(trained)  # as trained (serving may fold some away)
+        self.network = trained.for_inference().to(dtype)
         self.context_limit = self.network.context_limit
         self.source = build_source(self.network, device, max_table_entries)
         self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
