@@ -81,7 +81,9 @@ class LanguageModel:
         self.kind = checkpoint.kind
         self.device = device
         self.name = name
-        # float64 (MPS has none: float32 there) so a word's numbers do not depend on its batch
+        # Tables and torch steps in float64 (MPS has none: float32 there), so a row's numbers hardly
+        # depend on its batch; NumPy steps (the GRU) in float32 for speed. Either way a request to
+        # a forward-pass model is computed by itself, so the same request gives the same bytes.
         dtype = torch.float32 if device.type == "mps" else torch.float64
         trained = build_model(checkpoint, device)
         self.parameter_count = count_parameters(trained)  # as trained (serving may fold some away)
