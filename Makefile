@@ -35,6 +35,7 @@ serve: $(VENV)/.installed-serve
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz_api.py
 
 train: $(STAMP)
 	$(BIN)/python -m model.train --data ../shared/data/names.txt --out weights/names-mlp.safetensors

@@ -84,6 +84,9 @@ def serve(app_factory: str = "app.main:create_app") -> None:
         access_log=settings.access_log,
         loop="uvloop",
         http="httptools",
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
 

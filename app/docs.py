@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
 from app.schema_examples import BATCH_LOSS_EXAMPLE, WORD_LOSS_EXAMPLE
+from app.text import pattern
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,10 +53,17 @@ def _text_error(description: str, example: str) -> dict[str, Any]:
     }
 
 
-BAD_REQUEST = _text_error(
-    "The HTTP request itself is malformed (answered by the HTTP server, as plain text)",
-    "Invalid HTTP request received.",
-)
+BAD_REQUEST = {
+    "description": "The request is malformed: bad HTTP (plain text, from the HTTP server) or a body "
+    "that is not parseable at all (JSON, from the app)",
+    "content": {
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/ErrorDetail"},
+            "example": {"detail": "There was an error parsing the body"},
+        },
+        "text/plain": {"schema": {"type": "string"}, "example": "Invalid HTTP request received."},
+    },
+}
 NOT_READY = _json_error("The models are not loaded yet (starting up)", "the model is not loaded yet")
 BODY_ERRORS: dict[str, dict[str, Any]] = {
     "413": _text_error("The body is larger than NAMEGEN_MAX_BODY_BYTES (256 KiB)", "Content Too Large"),
@@ -90,9 +98,30 @@ ERROR_DETAIL = {
 }
 
 
+def _text_patterns(app: FastAPI, components: dict[str, Any]) -> None:
+    """The text rule (`app.text`) as a `pattern` on every prefix and word, and the loaded models'
+    names as the `model` field's enum (an unknown model is a 422)."""
+    service = app.state.service
+    models = list(service.models.values()) if service is not None else []
+    if not models:
+        return  # nothing loaded (a schema built before start-up): the descriptions still say it
+    for name, field, at_least_one in (
+        ("SampleRequest", "prefix", False),
+        ("NextCharRequest", "prefix", False),
+        ("LossRequest", "word", True),
+    ):
+        components[name]["properties"][field]["pattern"] = pattern(models, at_least_one)
+    components["LossRequest"]["properties"]["words"]["items"]["pattern"] = pattern(models, True)
+    for name in ("SampleRequest", "NextCharRequest", "LossRequest"):  # the loaded models, by name
+        components[name]["properties"]["model"]["anyOf"] = [
+            {"type": "string", "enum": list(service.models)},
+            {"type": "null"},
+        ]
+
+
 def openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus every error status and the /loss examples (built once, then cached)."""
-    if app.openapi_schema:
+    if app.openapi_schema and app.state.service is not None:
         return app.openapi_schema
     schema = get_openapi(
         title=app.title,
@@ -116,6 +145,14 @@ def openapi(app: FastAPI) -> dict[str, Any]:
                     responses["404"]["description"],
                     "unknown model 'lstm'; available: names-bigram, names-gru, names-mlp, names-wavenet",
                 )
+    _text_patterns(app, components)
+    for name in ("SampleRequest",):  # pydantic writes these bounds as floats; 2**63 - 1 is no float
+        components[name]["properties"]["seed"]["anyOf"][0].update(minimum=0, maximum=2**63 - 1)
+        for field in ("n", "max_length"):
+            bounds = components[name]["properties"][field]
+            bounds.update(minimum=int(bounds["minimum"]), maximum=int(bounds["maximum"]))
+        top_k = components[name]["properties"]["top_k"]["anyOf"][0]
+        top_k.update(minimum=int(top_k["minimum"]), maximum=int(top_k["maximum"]))
     loss = schema["paths"]["/loss"]["post"]
     loss["requestBody"]["content"]["application/json"]["examples"] = {
         "one word": {"summary": "Score one name", "value": {"word": "emma"}},

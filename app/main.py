@@ -12,12 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from app import docs, metrics, playground
-from app.errors import parameter_error_handler, validation_error_handler
-from app.middleware import JSONBodiesOnly
+from app.errors import overloaded_handler, parameter_error_handler, validation_error_handler
+from app.middleware import HeadAsGet, JSONBodiesOnly
 from app.request_id import RequestID
 from app.routes import router
 from app.settings import Settings, get_settings
 from app.state import Service, StartupError
+from app.workers import Overloaded
 from model.engine.params import ParameterError
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's configured logger: our lines look like its own
@@ -67,12 +68,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
         docs_url=None,  # app.docs serves /docs from local assets; ReDoc would need a CDN
         redoc_url=None,
+        # /health/ is a 404, not a redirect to a Location built from the request's Host header
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.service = None
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ParameterError, parameter_error_handler)
-    app.add_middleware(JSONBodiesOnly)
+    app.add_exception_handler(Overloaded, overloaded_handler)
+    post_paths = frozenset(route.path for route in router.routes if "POST" in getattr(route, "methods", ()))
+    app.add_middleware(JSONBodiesOnly, paths=post_paths)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
+    app.add_middleware(HeadAsGet)
     app.add_middleware(metrics.Metrics)
     app.add_middleware(RequestID)  # outermost: every response, even a 415 or a CORS preflight, has an id
     app.include_router(router)

@@ -32,9 +32,10 @@ from app.schemas import (
     ServedModelInfo,
     WordLoss,
 )
+from app.text import clean
 from app.validation import limit_errors, raise_if_errors
 from model.engine.language_model import SampleResult, WordScore
-from model.engine.params import SamplingParams
+from model.engine.params import ParameterError, SamplingParams
 
 router = APIRouter(default_response_class=JSONBytes)
 
@@ -80,7 +81,8 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
         *limit_errors(req.max_length, settings.max_length, ["max_length"], "max_length"),
     ])  # fmt: skip
     model = service.model(req.model)
-    params = SamplingParams(req.temperature, req.top_k, req.top_p, req.prefix, req.max_length).checked(
+    prefix = clean(model, req.prefix, "prefix")
+    params = SamplingParams(req.temperature, req.top_k, req.top_p, prefix, req.max_length).checked(
         model.vocab
     )
     if req.novel or not model.rows_independent:
@@ -88,7 +90,8 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
         result = await service.runner.run(
             model,
             lambda: model.sample(req.n, params, req.seed, novel=req.novel, max_rounds=rounds),
-            names=req.n * (2 if req.novel else 1),
+            # the most a novel request can draw: each round draws up to 2 names per missing one
+            names=max(2 * req.n, 16) * rounds if req.novel else req.n,
         )
     else:  # concurrent requests share one sampling pass, each still getting its own names
         result = SampleResult(await service.batcher.sample(model, req.n, req.seed, params), complete=True)
@@ -107,12 +110,11 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
         limit_errors(len(req.prefix), service.settings.max_length, ["prefix"], "the prefix length")
     )
     model = service.model(req.model)
-    probs = await service.runner.run(
-        model, lambda: model.next_char_distribution(req.prefix).tolist(), names=1
-    )
+    prefix = clean(model, req.prefix, "prefix")
+    probs = await service.runner.run(model, lambda: model.next_char_distribution(prefix).tolist(), names=1)
     ranked = sorted(zip(model.vocab.alphabet, probs, strict=True), key=lambda cp: -cp[1])
     return JSONBytes({
-        "prefix": model.normalise(req.prefix),
+        "prefix": model.normalise(prefix),
         "distribution": [{"char": c, "prob": p} for c, p in ranked],
     })  # fmt: skip
 
@@ -121,7 +123,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
 async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
     settings = service.settings
     single = req.word is not None
-    words = [req.word] if single else (req.words or [])
+    words = [req.word] if single else list(req.words)
     loc = "word" if single else "words"
     errors = limit_errors(len(words), settings.max_words, ["words"], "the number of words")
     for i, word in enumerate(words):
@@ -130,6 +132,14 @@ async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
         )
     raise_if_errors(errors)
     model = service.model(req.model)
+    problems = []
+    for i, word in enumerate(words):
+        try:
+            words[i] = clean(model, word, loc if single else (loc, i))
+        except ParameterError as exc:
+            problems += exc.problems
+    if problems:
+        raise ParameterError.of(problems)
     scores = await service.runner.run(model, lambda: model.word_losses(words, loc), words=len(words))
     return JSONBytes(_word_loss(scores[0]) if single else _batch_loss(scores))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from app.limits import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_WORDS
+from app.limits import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
 from app.schema_examples import (
     BATCH_LOSS_EXAMPLE,
     MODEL_EXAMPLE,
@@ -17,26 +17,68 @@ from app.schema_examples import (
     WORD_LOSS_EXAMPLE,
 )
 
+# Names are made of the model's alphabet (every committed model: a-z, input lowercased), with
+# surrounding spaces, tabs and newlines stripped. The app checks exactly that (`app.text`) before a
+# model sees the text, so the `pattern` the OpenAPI document gives (`app.docs`) is what is enforced.
+TEXT_RULE = (
+    "Letters of the model's alphabet (GET /models lists it; a-z for every committed model, uppercase "
+    "lowercased), optionally surrounded by spaces, tabs or newlines, which are stripped. Any other "
+    "character is a 422 naming it."
+)
+
+
+def _no_lone_surrogates(text: str | None) -> str | None:
+    """A lone UTF-16 surrogate (JSON "\\ud800") is not a character: refuse it before it reaches a model."""
+    if text is None:
+        return text
+    bad = [f"U+{ord(c):04X}" for c in text if 0xD800 <= ord(c) <= 0xDFFF]
+    if bad:
+        raise ValueError(
+            f"contains a lone UTF-16 surrogate ({', '.join(dict.fromkeys(bad))}): not valid text"
+        )
+    return text
+
+
+ValidText = AfterValidator(_no_lone_surrogates)
 Prefix = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=MAX_LENGTH),
-    Field(description="Text the name starts with; stripped, lowercased for a lowercase alphabet."),
+    Field(max_length=MAX_LENGTH),
+    ValidText,
+    Field(description="Text the name starts with. " + TEXT_RULE),
 ]
 Word = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH),
-    Field(description="A name to score; stripped, lowercased for a lowercase alphabet."),
+    Field(min_length=1, max_length=MAX_LENGTH),
+    ValidText,
+    Field(description="A name to score (at least one letter). " + TEXT_RULE),
 ]
 
 
 ModelName = Annotated[
     str | None,
+    ValidText,
     Field(description="Which loaded model answers (GET /models lists them); the default model when absent."),
 ]
 
+STRICT_INTEGER = 'A JSON integer: 1 or 1.0 (JSON Schema counts both as integers), not 1.5, "1" or true.'
+
+
+def _integral(value: Any) -> Any:
+    """1.0 is an integer to JSON Schema (and to a generated client): take it as 1. 1.5, "1" and true
+    still fail the strict int check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def integer(ge: int, le: int) -> Any:
+    """An int in [ge, le] that also takes 1.0 as 1 (the bounds go on the int, so the schema says
+    minimum/maximum)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
+
 
 class StrictBody(BaseModel):
-    """Strict: unknown fields, strings for numbers and floats for ints are all 422s."""
+    """Strict: unknown fields, strings for numbers and fractions for ints are all 422s."""
 
     model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
 
@@ -59,7 +101,7 @@ class SampleRequest(StrictBody):
     )
 
     model: ModelName = None
-    n: int = Field(10, ge=1, le=MAX_N, description="How many names.")
+    n: integer(1, MAX_N) = Field(10, description="How many names. " + STRICT_INTEGER)
     temperature: float = Field(
         1.0,
         gt=0,
@@ -67,8 +109,10 @@ class SampleRequest(StrictBody):
         allow_inf_nan=False,
         description="Divides the logits: < 1 is bolder toward likely names, > 1 wilder.",
     )
-    top_k: int | None = Field(
-        None, ge=1, description="Draw only from the k likeliest characters (1..vocabulary size)."
+    top_k: integer(1, MAX_VOCAB) | None = Field(
+        None,
+        description="Draw only from the k likeliest characters: 1..the model's vocabulary size (27 for "
+        "every committed model; a larger k is a 422). " + STRICT_INTEGER,
     )
     top_p: float | None = Field(
         None,
@@ -78,21 +122,15 @@ class SampleRequest(StrictBody):
         description="Draw only from the smallest set of likeliest characters whose probability reaches p.",
     )
     prefix: Prefix = ""
-    max_length: int = Field(
-        32, ge=1, le=MAX_LENGTH, description="Most characters in a name, prefix included; longer are cut."
+    max_length: integer(1, MAX_LENGTH) = Field(
+        32,
+        description="Most characters in a name, prefix included (at least the stripped prefix's length, "
+        "else a 422); longer names are cut. " + STRICT_INTEGER,
     )
-    seed: int | None = Field(
-        None, ge=0, le=2**63 - 1, description="Same seed and request give the same names."
+    seed: integer(0, 2**63 - 1) | None = Field(
+        None, description="Same seed and request give the same names. " + STRICT_INTEGER
     )
     novel: bool = Field(False, description="Only distinct names that are not in the model's word list.")
-
-    @model_validator(mode="after")
-    def _prefix_fits(self) -> SampleRequest:
-        if len(self.prefix) > self.max_length:
-            raise ValueError(
-                f"prefix has {len(self.prefix)} characters, more than max_length ({self.max_length})"
-            )
-        return self
 
 
 class SampledName(BaseModel):
@@ -136,17 +174,26 @@ class NextCharResponse(BaseModel):
     distribution: list[CharProb] = Field(description="Every vocabulary entry, likeliest first.")
 
 
+def _one_of_word_or_words(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = [{"required": ["word"]}, {"required": ["words"]}]
+    schema["examples"] = [{"word": "emma"}, {"words": ["emma", "olivia", "xqzv"]}]
+    for field in ("word", "words"):
+        schema["properties"][field].pop("default", None)
+
+
 class LossRequest(StrictBody):
-    """Each character and the end token are predicted from all previous characters within the
-    model's context: a window model sees the last block_size characters, padded with '.'."""
+    """Exactly one of `word` or `words`. Each character and the end token are predicted from all
+    previous characters within the model's context: a window model sees the last block_size
+    characters, padded with '.'."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"word": "emma"}, {"words": ["emma", "olivia", "xqzv"]}]}
+        json_schema_extra=_one_of_word_or_words,
     )
 
     model: ModelName = None
-    word: Word | None = None
-    words: list[Word] | None = Field(None, min_length=1, max_length=MAX_WORDS)
+    # Not nullable: absent is the only way to leave one out (`null` is a 422 naming the field).
+    word: Word = None  # type: ignore[assignment]
+    words: list[Word] = Field(None, min_length=1, max_length=MAX_WORDS)  # type: ignore[assignment]
 
     @model_validator(mode="before")
     @classmethod

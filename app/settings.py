@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
     novel_max_rounds: int = Field(10, ge=1, le=100, description="resampling rounds for novel names")
     workers: int | None = Field(None, ge=1, description="model worker threads (default: the usable CPUs)")
+    max_queue: int = Field(
+        256, ge=1, le=100_000, description="model jobs waiting or running at most; more get 503 + Retry-After"
+    )
+    # HTTP limits uvicorn enforces (app/__main__.py)
+    max_connections: int = Field(
+        512, ge=1, le=100_000, description="connections and requests at once at most; more get 503"
+    )
+    keep_alive_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle connection stays open")
+    shutdown_timeout: float = Field(
+        20.0, gt=0, le=600, description="seconds after SIGTERM for accepted requests to finish, then exit"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

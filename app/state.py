@@ -87,7 +87,7 @@ class Service:
         torch.set_num_threads(1)
         threadpool_limits(1)
         models = load_models(settings)
-        runner = ModelRunner(settings.workers)
+        runner = ModelRunner(settings.workers, settings.max_queue)
         return cls(
             settings, models, choose_default(models, settings.default_model), runner, SampleBatcher(runner)
         )

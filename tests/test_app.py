@@ -142,7 +142,22 @@ BAD_REQUESTS = [
     ("/loss", {"json": {"word": "ann-marie"}}, 422, "'-'"),
     ("/loss", {"json": {"words": ["emma", "b0b"]}}, 422, "'0'"),
     ("/loss", {"json": {"word": ""}}, 422, "at least 1 character"),
-    ("/loss", {"json": {"word": "   "}}, 422, "at least 1 character"),
+    ("/loss", {"json": {"word": "   "}}, 422, "cannot score an empty word"),
+    # issue 12, class 1: each of these was a 500 (or a 200 with empty names)
+    ("/sample", _json(b'{"prefix": "\\ud800"}'), 422, "valid string"),
+    ("/loss", _json(b'{"word": "\\udfff"}'), 422, "valid string"),
+    ("/loss", {"json": {"word": None}}, 422, "valid string"),
+    ("/loss", {"json": {"words": None}}, 422, "valid list"),
+    ("/loss", {"json": {"word": "\u001c\u001d"}}, 422, "outside the alphabet"),
+    ("/loss", {"json": {"words": ["ann", "\u001f"]}}, 422, "outside the alphabet"),
+    ("/next-char", {"json": {"prefix": "\u0085a"}}, 422, "outside the alphabet"),
+    ("/loss", {"json": {"word": "\u212a"}}, 422, "outside the alphabet"),  # Kelvin sign: lower() is 'k'
+    ("/sample", {"json": {"seed": 10**30}}, 422, "less than or equal to"),
+    ("/sample", {"json": {"top_k": 10**30}}, 422, "less than or equal to 27"),
+    ("/sample", _json(b'{"n": 1e400}'), 422, "valid integer"),
+    ("/sample", _json(b"[" * 5000 + b"]" * 5000), 400, "error parsing the body"),
+    ("/loss", {"json": {f"k{i}": i for i in range(20_000)}}, 413, "Content Too Large"),
+    ("/loss", {"json": {"words": [[i] for i in range(1000)]}}, 422, "950 more errors not shown"),
     ("/loss", {"json": {"words": []}}, 422, "at least 1 item"),
     ("/loss", {"json": {"words": ["a"] * 1001}}, 422, "at most 1000 items"),
     ("/loss", {"json": {}}, 422, "exactly one of 'word'"),
@@ -163,9 +178,10 @@ BAD_REQUESTS = [
     ("/sample", {"json": {"temperature": "hot"}}, 422, "valid number"),
     ("/sample", {"json": {"n": "5"}}, 422, "valid integer"),
     ("/sample", {"json": {"n": 2.5}}, 422, "valid integer"),
+    ("/sample", {"json": {"n": True}}, 422, "valid integer"),
     ("/sample", {"json": {"novel": "yes"}}, 422, "valid boolean"),
     ("/sample", {"json": {"top_k": 0}}, 422, "greater than or equal to 1"),
-    ("/sample", {"json": {"top_k": 28}}, 422, "vocabulary size (27)"),
+    ("/sample", {"json": {"top_k": 28}}, 422, "less than or equal to 27"),
     ("/sample", {"json": {"seed": -1}}, 422, "greater than or equal to 0"),
     ("/sample", {"json": {"n": 2, "colour": "red"}}, 422, "Extra inputs are not permitted"),
     ("/sample", {"json": [1, 2]}, 422, "valid dictionary"),
@@ -194,3 +210,46 @@ def test_openapi_has_an_example_for_every_request(client):
         for example in examples:  # try-it-out works with the examples as given
             assert client.post(path, json=example).status_code == 200
     assert client.get("/docs").status_code == 200
+
+
+def test_tiny_temperatures_and_top_p_still_give_real_names(client):
+    """1e-320 divides the logits into -inf except the likeliest: greedy names, never empty ones."""
+    for body in ({"temperature": 1e-320}, {"top_p": 5e-324}, {"temperature": 5e-324, "top_p": 5e-324}):
+        for model in ("names-mlp", "names-gru", "names-transformer"):
+            got = client.post("/sample", json={**body, "n": 3, "seed": 1, "model": model})
+            assert got.status_code == 200, got.text
+            assert all(len(entry["name"]) >= 2 for entry in got.json()["names"]), got.text
+
+
+def test_integral_floats_are_integers_as_json_schema_says(client):
+    assert (
+        client.post("/sample", json={"n": 3.0, "seed": 1}).json()
+        == client.post("/sample", json={"n": 3, "seed": 1}).json()
+    )
+
+
+def test_post_to_a_get_route_is_405_head_works_and_no_host_reflecting_redirect(client):
+    assert client.post("/health", content=b"x", headers={"content-type": "text/plain"}).status_code == 405
+    assert client.post("/model", json={}).status_code == 405
+    head = client.head("/health")
+    assert head.status_code == 200 and head.content == b""
+    assert client.head("/models").status_code == 200
+    slash = client.get("/health/", headers={"host": "evil.example"}, follow_redirects=False)
+    assert slash.status_code == 404 and "location" not in slash.headers
+
+
+def test_a_full_work_queue_is_503_with_retry_after(client, monkeypatch):
+    runner = client.app.state.service.runner
+    monkeypatch.setattr(runner, "queued", runner.max_queue)
+    response = client.post("/sample", json={"n": 5, "model": "names-transformer"})
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "busy" in response.json()["detail"]
+
+
+def test_openapi_states_the_constraints(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    loss = schemas["LossRequest"]
+    assert loss["oneOf"] == [{"required": ["word"]}, {"required": ["words"]}]
+    assert loss["properties"]["word"]["pattern"] == r"^[ \t\n\r]*[A-Za-z]+[ \t\n\r]*$"
+    assert schemas["SampleRequest"]["properties"]["top_k"]["anyOf"][0]["maximum"] == 27
+    assert "names-mlp" in schemas["SampleRequest"]["properties"]["model"]["anyOf"][0]["enum"]

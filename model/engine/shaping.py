@@ -69,6 +69,7 @@ def _nucleus(weights: np.ndarray, top_p: float) -> np.ndarray:
     ranked = np.take_along_axis(weights, order, axis=1)
     mass_before = np.cumsum(ranked, axis=1) - ranked  # mass of the likelier entries
     outside = mass_before >= top_p * ranked.sum(axis=1, keepdims=True)
+    outside[:, 0] = False  # the likeliest entry always stays, even when top_p * mass underflows to 0
     kept = np.where(outside, 0.0, ranked)
     out = np.empty_like(weights)
     np.put_along_axis(out, order, kept, axis=1)
