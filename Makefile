@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test train experiments bench image-smoke clean
+.PHONY: serve test train leaderboard experiments bench image-smoke clean
 
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Where torch comes from: PyTorch's CPU build by default, so a plain machine does not download
@@ -34,11 +34,20 @@ serve: $(VENV)/.installed-serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz_api.py
 
+# Retrains every committed checkpoint with the command recorded in it (see the README's Training).
 train: $(STAMP)
-	$(BIN)/python -m model.train --data ../shared/data/names.txt --out weights/names-mlp.safetensors
+	for family in bigram mlp wavenet gru transformer; do \
+		$(BIN)/python -m model.train --family $$family --data ../shared/data/names.txt \
+			--out weights/names-$$family.safetensors || exit 1; \
+	done
+
+# Rewrites docs/leaderboard.md and its plot from the committed checkpoints (no training).
+leaderboard: $(STAMP)
+	$(BIN)/python -m bench.leaderboard
 
 # Reruns the seed notes' experiments and rewrites docs/experiments/ (REPORT.md + PNGs): about 10 min on 2 cores.
 experiments: $(STAMP)
