@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.service = None
+    app.state.draining = False  # set at SIGTERM (app.server.Server): /health answers 503
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_exception_handler(Overloaded, overloaded_handler)

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.deps import ServiceDep
 from app.metrics import count_names
@@ -40,8 +40,14 @@ from model.engine.params import ParameterError, SamplingParams
 router = APIRouter(default_response_class=JSONBytes)
 
 
-@router.get("/health", response_model=Health, summary="200 once the models are loaded, else 503")
-async def health(service: ServiceDep) -> JSONBytes:
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="200 once the models are loaded, 503 before and once shutting down",
+)
+async def health(service: ServiceDep, request: Request) -> JSONBytes:
+    if request.app.state.draining:  # not ready: a balancer takes this replica out before it stops
+        return JSONBytes({"status": "shutting down"}, status_code=503, headers={"Connection": "close"})
     return JSONBytes({"status": "ok"})
 
 

@@ -59,6 +59,27 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         20.0, gt=0, le=600, description="seconds after SIGTERM for accepted requests to finish, then exit"
     )
+    # HTTP limits app/server.py adds to uvicorn's
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="longest request line + headers; more get 431"
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds to send a request's headers (from its first byte); else 408"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=300, description="seconds to send a request's body after its headers; else 408"
+    )
+    send_timeout: float = Field(
+        30.0, gt=0, le=600, description="seconds a client may read nothing of a response before it is dropped"
+    )
+    max_unsent_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="response bytes all clients not reading may hold; the longest stalled is dropped",
+    )
+    drain_delay: float = Field(
+        0.0, ge=0, le=300, description="seconds after SIGTERM that /health answers 503 while serving goes on"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -100,32 +100,53 @@ def serve_command() -> list[str]:
     return [sys.executable, "-m", "app"]
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory):
-    """A real uvicorn process serving the committed checkpoint on a free 127.0.0.1 port."""
-    port = free_port()
-    env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu",
-           "NAMEGEN_DEFAULT_MODEL": "names-mlp"}  # fmt: skip
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "w") as out:  # a file, not a pipe: a full pipe would stall the server
-        proc = subprocess.Popen(serve_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
+class RunningServer:
+    """`python -m app` on a free 127.0.0.1 port with extra NAMEGEN_* variables; its output in a file."""
+
+    def __init__(self, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        full_env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(self.port),
+                    "NAMEGEN_DEVICE": "cpu", "NAMEGEN_DEFAULT_MODEL": "names-mlp", **env}  # fmt: skip
+        with open(log, "w") as out:  # a file, not a pipe: a full pipe would stall the server
+            self.proc = subprocess.Popen(
+                serve_command(), cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def wait_healthy(self, timeout: float = 60) -> RunningServer:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited: {log.read_text()}"
+            assert self.proc.poll() is None, f"server exited: {self.log.read_text()}"
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        else:
-            pytest.fail("server did not become healthy within 60 s")
-        yield url
+        pytest.fail(f"server did not become healthy within {timeout} s")
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real uvicorn process serving the committed checkpoint on a free 127.0.0.1 port."""
+    server = RunningServer(tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        yield server.wait_healthy().url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def sample_names(model, n: int = 1, seed: int | None = None, **params) -> list[str]:
