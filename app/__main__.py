@@ -77,12 +77,16 @@ def apply_flags(args: argparse.Namespace) -> None:
 def misspelled_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     """A warning for each NAMEGEN_* variable that is no setting, naming the closest one."""
     environ = os.environ if environ is None else environ
-    known = [f"NAMEGEN_{name.upper()}" for name in Settings.model_fields]
+    known = [name.upper() for name in Settings.model_fields]
     warnings = []
     for name in sorted(environ):
-        if name.startswith("NAMEGEN_") and name.upper() not in known:
-            close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else f"settings: {', '.join(known)}"
+        if name.startswith("NAMEGEN_") and name[8:].upper() not in known:
+            close = difflib.get_close_matches(name[8:].upper(), known, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean NAMEGEN_{close[0]}?"
+                if close
+                else "settings: " + ", ".join(f"NAMEGEN_{k}" for k in known)
+            )
             warnings.append(f"namegen: warning: {name} is not a setting and is ignored ({hint})")
     return warnings
 

@@ -1,13 +1,10 @@
 """Against a real uvicorn process started with the container's exact command."""
 
 import asyncio
-import os
-import subprocess
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, serve_command
 from tests.test_app import BAD_REQUESTS
 
 
@@ -45,22 +42,3 @@ def test_seeded_samples_repeat_under_64_concurrent_requests(server_url):
     for i, body in enumerate(concurrent):
         assert body == sequential[i % 8]
     assert len({tuple(n["name"] for n in b["names"]) for b in sequential}) == 8
-
-
-@pytest.mark.parametrize(
-    "setting,value,message",
-    [
-        ("NAMEGEN_WEIGHTS", "weights/missing.safetensors", "neither a file nor a directory"),
-        ("NAMEGEN_WEIGHTS", "README.md", "not a readable safetensors file"),
-        ("NAMEGEN_WEIGHTS", "docs", "holds no .safetensors checkpoint"),
-        ("NAMEGEN_DEFAULT_MODEL", "names-nope", "NAMEGEN_DEFAULT_MODEL 'names-nope' is not loaded"),
-        ("NAMEGEN_PORT", "eighty", "NAMEGEN_PORT"),
-    ],
-)
-def test_bad_start_up_is_one_clear_line_and_a_failing_exit(setting, value, message):
-    env = {**os.environ, "NAMEGEN_PORT": str(free_port()), setting: value}
-    done = subprocess.run(serve_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0
-    output = done.stdout + done.stderr
-    assert "namegen cannot start" in output and message in output
-    assert "Traceback" not in output
