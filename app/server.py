@@ -103,6 +103,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True  # between requests or inside a request line / headers
         self._head_bytes = 0
         self._read_timer: TimerHandle | None = None  # header or body timeout, one at a time
+        self._read_seconds = 0.0
         self._send_timer: TimerHandle | None = None
         self._unsent_at_arm = 0
         self._drain_on_shutdown = False
@@ -181,6 +182,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self.limits.header_timeout,
             )
             self._refuse(_408)
+        elif self._drain_on_shutdown:  # shutting down: idle, closed without a word
+            self.transport.close()
         else:  # connected and sent nothing: no request to answer
             limit_hit(
                 "header_timeout",
@@ -196,9 +199,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         limit_hit(
             "body_timeout",
-            "%s: request body not complete within %g s (NAMEGEN_BODY_TIMEOUT); closed",
+            "%s: request body not complete within %g s (NAMEGEN_BODY_TIMEOUT%s); 408 and closed",
             self._who(),
-            self.limits.body_timeout,
+            self._read_seconds,
+            ", shortened by the shutdown" if self._drain_on_shutdown else "",
         )
         cycle = self.cycle
         if cycle is not None and not cycle.response_started:
@@ -216,6 +220,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_read(self, seconds: float, callback: Callable[[], None]) -> None:
         self._cancel_read()
+        self._read_seconds = seconds
         self._read_timer = self.loop.call_later(seconds, callback)
 
     def _cancel_read(self) -> None:
@@ -285,16 +290,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- shutdown ---------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Uvicorn stops accepting. An idle keep-alive connection is closed, as uvicorn does; one
-        that is receiving a request, or was accepted and has not been read from yet, gets its
-        request answered and is then closed (a fresh one that sends nothing within a second is
-        closed)."""
-        idle = self.cycle is None or self.cycle.response_complete
-        if self._reading_head and idle and (self._head_bytes or self.cycle is None):
-            self._drain_on_shutdown = True
+        """Uvicorn stops accepting. Whatever is in flight is answered, then the connection closes.
+        An idle connection is given a second for a request that may be on its way (closing at once
+        would reset it: a lost request for the client), then closed; a half-sent body gets its 408
+        before the graceful-shutdown timeout would abandon it."""
+        self._drain_on_shutdown = True
+        if self._reading_head and (self.cycle is None or self.cycle.response_complete):
             if not self._head_bytes:
+                self._unset_keepalive_if_required()
                 self._arm_read(min(1.0, self.limits.header_timeout), self._header_timed_out)
             return
+        if not self._reading_head and self._read_timer is not None:  # a body is on its way
+            grace = self.config.timeout_graceful_shutdown or self.limits.body_timeout
+            self._arm_read(min(self.limits.body_timeout, 0.8 * grace), self._body_timed_out)
         super().shutdown()
 
     def _who(self) -> str:

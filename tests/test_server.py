@@ -1,6 +1,7 @@
 """Against a real uvicorn process started with the container's exact command."""
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -42,3 +43,29 @@ def test_seeded_samples_repeat_under_64_concurrent_requests(server_url):
     for i, body in enumerate(concurrent):
         assert body == sequential[i % 8]
     assert len({tuple(n["name"] for n in b["names"]) for b in sequential}) == 8
+
+
+def test_health_answers_within_half_a_second_while_heavy_requests_run(server_url):
+    heavy = {"n": 1000, "novel": True, "top_k": 1}
+
+    async def run() -> tuple[list[int], list[float]]:
+        async with httpx.AsyncClient(base_url=server_url, timeout=120) as c:
+            work = [asyncio.create_task(c.post("/sample", json=heavy)) for _ in range(16)]
+            waits = []
+            async with httpx.AsyncClient(base_url=server_url, timeout=10) as probe:
+                await asyncio.sleep(0.2)  # the heavy requests are in
+                for _ in range(200):  # bounded: at most about 20 s of probing
+                    if all(task.done() for task in work):
+                        break
+                    start = time.perf_counter()
+                    assert (await probe.get("/health")).status_code == 200
+                    waits.append(time.perf_counter() - start)
+                    await asyncio.sleep(0.1)
+            statuses = [(await task).status_code for task in work]
+        return statuses, waits
+
+    statuses, waits = asyncio.run(run())
+    assert set(statuses) <= {200, 503} and 200 in statuses
+    assert waits, "the heavy requests finished before /health was probed"
+    print(f"\n/health during 16 heavy requests: {len(waits)} probes, slowest {max(waits) * 1000:.0f} ms")
+    assert max(waits) < 0.5

@@ -1,0 +1,309 @@
+"""`make soak`: a bounded load against a real server on 127.0.0.1, then hostile bursts.
+
+1. Soak: `--concurrency` (64) clients for `--seconds` (60) send mixed requests (sample, seeded
+   sample, novel sample, next-char, loss, batch loss, models, health) to every model GET /models
+   lists. Every seeded request must give the bytes it gave alone before the load; statuses are
+   counted (anything but 200, or a 503 from the bounded queue, fails the soak).
+2. Bursts (issue 12, class 4): `--stalled` (150) clients each ask for a 4.4 MB /loss answer and
+   never read it; then `--bursts` (8) bursts of 256 concurrent heavy requests.
+The server's RSS is sampled every 0.2 s throughout. Results: bench/soak.json and bench/SOAK.md.
+
+    .venv/bin/python -m bench.soak [--seconds 60] [--root DIR]   # --root: serve another checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"  # never anything else
+LONG_WORD = ("abcdefghijklmnopqrstuvwxyz" * 3)[:64]
+BIG_LOSS = json.dumps({"words": [LONG_WORD] * 1000}).encode()  # answered with about 4.4 MB
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.samples = pid, every, []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.stopped.is_set():
+            try:
+                self.samples.append((round(time.monotonic() - start, 2), round(rss_mb(self.pid), 1)))
+            except FileNotFoundError:
+                return
+            time.sleep(self.every)
+
+    def peak_since(self, index: int) -> float:
+        return max((mb for _, mb in self.samples[index:]), default=float("nan"))
+
+
+def start_server(root: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "NAMEGEN_HOST": HOST, "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu",
+           "NAMEGEN_ACCESS_LOG": "false"}  # fmt: skip
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=root, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server not healthy within 120 s")
+
+
+def request_mix(models: list[str]) -> list[tuple[str, str, dict | None, bool]]:
+    """(label, path, body, seeded): each request kind for each model."""
+    mix: list[tuple[str, str, dict | None, bool]] = [("models", "/models", None, False)]
+    mix.append(("health", "/health", None, False))
+    for m in models:
+        mix += [
+            (f"{m} sample", "/sample", {"model": m, "n": 10}, False),
+            (f"{m} sample seeded", "/sample", {"model": m, "n": 20, "seed": 7, "temperature": 0.9}, True),
+            (f"{m} sample novel", "/sample", {"model": m, "n": 20, "novel": True, "seed": 3}, True),
+            (f"{m} next-char", "/next-char", {"model": m, "prefix": "ma"}, True),
+            (f"{m} loss", "/loss", {"model": m, "word": "emma"}, True),
+            (f"{m} loss batch", "/loss", {"model": m, "words": ["olivia", "noah", "liam"] * 10}, True),
+        ]
+    return mix
+
+
+async def soak(url: str, seconds: float, concurrency: int) -> dict:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        models = [m["name"] for m in (await client.get("/models")).json()["models"]]
+        mix = request_mix(models)
+        expected = {}
+        for label, path, body, seeded in mix:  # each seeded answer alone, before the load
+            if seeded:
+                expected[label] = (await client.post(path, json=body)).content
+        statuses: Counter[str] = Counter()
+        mismatches: list[str] = []
+        errors: list[str] = []
+        latencies: list[float] = []
+        deadline = time.monotonic() + seconds
+
+        async def worker(k: int) -> None:
+            rng = random.Random(k)
+            while time.monotonic() < deadline:
+                label, path, body, seeded = rng.choice(mix)
+                start = time.perf_counter()
+                try:
+                    if body is None:
+                        response = await client.get(path)
+                    else:
+                        response = await client.post(path, json=body)
+                except httpx.HTTPError as exc:
+                    errors.append(f"{label}: {exc!r}")
+                    continue
+                latencies.append(time.perf_counter() - start)
+                statuses[str(response.status_code)] += 1
+                if seeded and response.status_code == 200 and response.content != expected[label]:
+                    mismatches.append(label)
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        took = time.monotonic() - start
+    latencies.sort()
+    total = sum(statuses.values())
+    return {
+        "models": models,
+        "seconds": round(took, 1),
+        "concurrency": concurrency,
+        "requests": total,
+        "requests_per_second": round(total / took, 1),
+        "statuses": dict(statuses),
+        "seeded_mismatches": len(mismatches),
+        "seeded_kinds": len(expected),
+        "transport_errors": len(errors),
+        "first_errors": errors[:5],
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1) if latencies else None,
+    }
+
+
+def stalled_clients(port: int, count: int, hold: float) -> dict:
+    """`count` clients ask for the 4.4 MB answer and never read it, for `hold` seconds."""
+    head = b"POST /loss HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((HOST, port))
+        s.sendall(head % len(BIG_LOSS) + BIG_LOSS)
+        socks.append(s)
+    time.sleep(hold)
+    dropped = 0
+    for s in socks:  # a dropped client finds its answer cut short
+        s.settimeout(0.5)
+        try:
+            while s.recv(1 << 20):
+                pass
+            dropped += 1
+        except TimeoutError:
+            pass
+        except OSError:
+            dropped += 1
+        s.close()
+    return {"clients": count, "held_s": hold, "dropped_by_server": dropped}
+
+
+async def burst(url: str, size: int) -> Counter[str]:
+    bodies = [
+        {"n": 1000, "novel": True, "top_k": 1},
+        {"words": [LONG_WORD] * 1000},
+        {"n": 1000, "temperature": 0.7},
+        {"model": "names-gru", "n": 500},
+    ]
+    limits = httpx.Limits(max_connections=size)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one(i: int) -> str:
+            body = bodies[i % len(bodies)]
+            path = "/loss" if "words" in body else "/sample"
+            try:
+                return str((await client.post(path, json=body)).status_code)
+            except httpx.HTTPError as exc:
+                return type(exc).__name__
+
+        return Counter(await asyncio.gather(*(one(i) for i in range(size))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--stalled", type=int, default=150)
+    p.add_argument("--stalled-hold", type=float, default=40.0, help="how long the stalled clients wait")
+    p.add_argument("--bursts", type=int, default=8)
+    p.add_argument("--burst-size", type=int, default=256)
+    p.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (compare before/after)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench")
+    args = p.parse_args(argv)
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    proc = start_server(args.root, port, args.out / "soak-server.log")
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    results: dict = {"root": str(args.root), "rss_mb_idle_start": rss_mb(proc.pid)}
+    try:
+        mark = len(sampler.samples)
+        results["soak"] = asyncio.run(soak(url, args.seconds, args.concurrency))
+        results["soak"]["rss_mb_peak"] = sampler.peak_since(mark)
+        results["rss_mb_after_soak"] = rss_mb(proc.pid)
+        mark = len(sampler.samples)
+        results["stalled"] = stalled_clients(port, args.stalled, args.stalled_hold)
+        results["stalled"]["rss_mb_peak"] = sampler.peak_since(mark)
+        time.sleep(1)
+        results["rss_mb_after_stalled"] = rss_mb(proc.pid)
+        results["bursts"] = []
+        for _ in range(args.bursts):
+            mark = len(sampler.samples)
+            statuses = asyncio.run(burst(url, args.burst_size))
+            results["bursts"].append({
+                "statuses": dict(statuses), "rss_mb_peak": sampler.peak_since(mark),
+                "rss_mb_after": rss_mb(proc.pid),
+            })  # fmt: skip
+        time.sleep(2)
+        results["rss_mb_idle_end"] = rss_mb(proc.pid)
+        results["health_after"] = httpx.get(f"{url}/health", timeout=10).status_code
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        sampler.stopped.set()
+    results["rss_mb_peak_overall"] = max(mb for _, mb in sampler.samples)
+    results["rss_samples"] = sampler.samples
+    soak_ok = (
+        results["soak"]["seeded_mismatches"] == 0
+        and results["soak"]["transport_errors"] == 0
+        and set(results["soak"]["statuses"]) <= {"200", "503"}
+    )
+    results["pass"] = soak_ok and results["rss_mb_peak_overall"] < 500 and results["health_after"] == 200
+    (args.out / "soak.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    (args.out / "SOAK.md").write_text(render(results, args), encoding="utf-8")
+    print((args.out / "SOAK.md").read_text())
+    return 0 if results["pass"] else 1
+
+
+def _mbs(values) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
+def render(r: dict, args: argparse.Namespace) -> str:
+    s = r["soak"]
+    bursts = r["bursts"]
+    burst_statuses: Counter[str] = Counter()
+    for b in bursts:
+        burst_statuses.update(b["statuses"])
+    return "\n".join([
+        "# Soak (`make soak`, bench/soak.py)",
+        "",
+        f"Server: `python -m app` from {r['root']}, defaults, every committed model, 127.0.0.1. "
+        f"Result: **{'PASS' if r['pass'] else 'FAIL'}** (seeded bytes identical, no transport error, only "
+        "200 or 503 answers, RSS below 500 MB throughout, /health 200 at the end).",
+        "",
+        f"## Soak: {s['concurrency']} clients, {s['seconds']} s, mixed endpoints, {len(s['models'])} models",
+        "",
+        f"- {s['requests']:,} requests, {s['requests_per_second']:,} req/s, p50 {s['p50_ms']} ms, "
+        f"p99 {s['p99_ms']} ms",
+        f"- statuses: {s['statuses']}; transport errors: {s['transport_errors']}",
+        f"- seeded requests ({s['seeded_kinds']} kinds) that differed from their answer alone: "
+        f"{s['seeded_mismatches']}",
+        f"- RSS: {r['rss_mb_idle_start']:.0f} MB idle at start, peak {s['rss_mb_peak']:.0f} MB, "
+        f"{r['rss_mb_after_soak']:.0f} MB after",
+        "",
+        f"## {r['stalled']['clients']} clients that never read a 4.4 MB /loss answer, held "
+        f"{r['stalled']['held_s']:.0f} s",
+        "",
+        f"- RSS peak {r['stalled']['rss_mb_peak']:.0f} MB, {r['rss_mb_after_stalled']:.0f} MB after; "
+        f"connections the server dropped: {r['stalled']['dropped_by_server']}",
+        "",
+        f"## {len(bursts)} bursts of {args.burst_size} concurrent heavy requests",
+        "",
+        "(n=1000 novel top_k=1; 1,000 64-character words on /loss; n=1000; GRU n=500)",
+        "",
+        f"- statuses over all bursts: {dict(burst_statuses)}",
+        f"- RSS peak per burst (MB): {_mbs(b['rss_mb_peak'] for b in bursts)}",
+        f"- RSS after each burst (MB): {_mbs(b['rss_mb_after'] for b in bursts)}",
+        f"- idle RSS at the end {r['rss_mb_idle_end']:.0f} MB; peak over the whole run "
+        f"{r['rss_mb_peak_overall']:.0f} MB",
+        "",
+    ])  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
