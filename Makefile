@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test train leaderboard experiments bench image-smoke clean
+.PHONY: serve test train leaderboard experiments bench soak image-smoke clean
 
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Where torch comes from: PyTorch's CPU build by default, so a plain machine does not download
@@ -56,6 +56,11 @@ experiments: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run
+
+# A minute of mixed load at concurrency 64 on 127.0.0.1, then stalled clients and bursts (issue 12):
+# seeded bytes, statuses and server RSS in bench/SOAK.md and bench/soak.json. About 4 minutes.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 # Builds the Dockerfile against a Debian base made here and serves from it read-only, all capabilities
 # dropped (deploy/image-smoke.sh). Needs root, docker.io and debootstrap; a few minutes; not in CI.
