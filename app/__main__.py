@@ -12,6 +12,7 @@ import ctypes
 import difflib
 import errno
 import os
+import resource
 import socket
 import sys
 from collections.abc import Mapping
@@ -112,6 +113,28 @@ def check_address(host: str, port: int) -> str | None:
     return None
 
 
+FILES_BESIDE_CONNECTIONS = 256  # checkpoints, logs, the listening socket, threads' own
+
+
+def check_file_limit(max_connections: int) -> str | None:
+    """Raise the open-file limit to what NAMEGEN_MAX_CONNECTIONS needs (up to the hard limit); past
+    the limit accept() fails and new clients hang with only a log line. None when it fits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + FILES_BESIDE_CONNECTIONS
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft >= needed:
+        return None
+    return (
+        f"NAMEGEN_MAX_CONNECTIONS {max_connections} needs about {needed} open files but this process "
+        f"may open {soft} (ulimit -n; hard limit {hard}): lower the setting or raise the limit"
+    )
+
+
 def return_freed_memory() -> None:
     """glibc: large buffers (responses, batches) always get their own mapping, returned to the
     system when freed. By default the threshold rises to the largest buffer freed (up to 32 MB), so
@@ -137,8 +160,9 @@ def serve(app_factory: str = "app.main:create_app") -> None:
             f"NAMEGEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
         sys.exit(f"namegen cannot start: bad setting: {problems}")
-    if (problem := check_address(settings.host, settings.port)) is not None:
-        sys.exit(f"namegen cannot start: {problem}")
+    for problem in (check_address(settings.host, settings.port), check_file_limit(settings.max_connections)):
+        if problem is not None:
+            sys.exit(f"namegen cannot start: {problem}")
     return_freed_memory()
     limits = Limits(
         max_header_bytes=settings.max_header_bytes,

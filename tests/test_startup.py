@@ -73,6 +73,11 @@ def _setting_cases(busy_port: int) -> list[tuple[str, dict[str, str], list[str]]
         ("host unknown", {"NAMEGEN_HOST": "no-such-host.invalid"}, ["NAMEGEN_HOST", "no-such-host.invalid"]),
         ("host not ours", {"NAMEGEN_HOST": "192.0.2.1"}, ["NAMEGEN_HOST", "192.0.2.1"]),
         ("bad timeout", {"NAMEGEN_BODY_TIMEOUT": "-1"}, ["NAMEGEN_BODY_TIMEOUT"]),
+        (
+            "more connections than open files",  # ULIMIT_N: run under `ulimit -n` (soft and hard)
+            {"NAMEGEN_MAX_CONNECTIONS": "512", "ULIMIT_N": "300"},
+            ["NAMEGEN_MAX_CONNECTIONS 512", "may open 300"],
+        ),
         ("unknown default model", {"NAMEGEN_DEFAULT_MODEL": "names-nope"}, ["NAMEGEN_DEFAULT_MODEL"]),
         (
             "a misspelled setting is named beside the bad one",
@@ -93,8 +98,11 @@ def test_every_bad_start_up_is_one_clear_line_and_a_failing_exit(tiny_checkpoint
         procs = []
         for _case, env, _ in cases:
             full_env = {**os.environ, "NAMEGEN_PORT": str(free_port()), "NAMEGEN_DEVICE": "cpu", **env}
+            command = serve_command()
+            if "ULIMIT_N" in env:
+                command = ["bash", "-c", f'ulimit -n {full_env.pop("ULIMIT_N")} && exec "$@"', "-", *command]
             proc = subprocess.Popen(
-                serve_command(), cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
             procs.append(proc)
         problems = []
