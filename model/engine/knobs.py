@@ -36,3 +36,7 @@ INLINE_MAX_NUMPY_WORDS = 2
 
 # Words per teacher-forced scoring pass of a forward-pass model: bounds the padded batch's memory.
 SCORE_CHUNK = 1024
+
+# Prefixes whose first forward step (the state after '.' + prefix) a forward-pass model keeps:
+# every name of every request with that prefix starts there (one step of about seven saved).
+START_CACHE_PREFIXES = 4096

@@ -102,12 +102,29 @@ class ForwardSource(NextCharSource):
         numpy_steps = model.numpy_steps() if device.type == "cpu" else None
         self.cheap_steps = numpy_steps is not None
         self.steps = numpy_steps or TorchSteps(model, device)
+        # The one-row state after '.' + prefix, per prefix: always computed alone, by the same rule,
+        # so a cached start is bit-identical to a fresh one (safe for the seed contract).
+        self._starts: dict[tuple[int, ...], State] = {}
 
     def start(self, prefix: list[int]) -> State:
-        state = self.steps.start(1)
-        for idx in [BOUNDARY_ID, *prefix]:
-            state, logits = self.steps.step(state, np.array([idx], dtype=np.int64))
-        return state, log_softmax_rows(logits)
+        key = tuple(prefix)
+        cached = self._starts.get(key)
+        if cached is None:
+            state = self.steps.start(1)
+            for idx in [BOUNDARY_ID, *prefix]:
+                state, logits = self.steps.step(state, np.array([idx], dtype=np.int64))
+            cached = (state, log_softmax_rows(logits))
+            if len(self._starts) < knobs.START_CACHE_PREFIXES:
+                self._starts[key] = cached
+        return cached
+
+    def cdf(self, state: State, shaping: Shaping, first_step: bool) -> np.ndarray:
+        if shaping.plain and not (first_step and shaping.forbid_end_first):
+            cdf = np.exp(state[1])  # already normalised log-probabilities: no max to subtract
+            np.cumsum(cdf, axis=1, out=cdf)
+            cdf /= cdf[:, -1:]
+            return cdf
+        return shaping.cdf(state[1], first_step)
 
     def log_probs(self, state: State) -> np.ndarray:
         return state[1]
