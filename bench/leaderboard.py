@@ -84,7 +84,7 @@ def render(rows: list[dict], default: str, command: str, bulk: int) -> str:
         "(seed 42, 80/10/10); each model was chosen on val, and test was evaluated once, at the end.",
         "Sampling was measured on this machine with one thread (medians); novel and distinct shares are",
         f"over {NOVELTY_SAMPLE:,} names at temperature 1; the sample names are novel ones (seeded).",
-        f"The default model (best on val) is **{default}**.",
+        f"The default model (best on val) is **{default}**. A counted model (the bigram) shows no steps.",
         "",
         "![test NLL against sampling speed](leaderboard.png)",
         "",
@@ -97,7 +97,7 @@ def render(rows: list[dict], default: str, command: str, bulk: int) -> str:
         context = "all" if r["context"] is None else str(r["context"])
         lines.append(
             f"| {name} | {r['family']} | {r['parameters']:,} | {context} | {r['train']:.4f} | {r['val']:.4f} "
-            f"| {r['test']:.4f} | {_fmt(r['steps'], ',')} | {_fmt(r['wall_seconds'], '.0f')} "
+            f"| {r['test']:.4f} | {_fmt(r['steps'] or None, ',')} | {_fmt(r['steps'] and r['wall_seconds'], '.0f')} "
             f"| {_fmt(r['steps_per_second'], '.1f')} | {r['one_name_ms']:.2f} | {r['hundred_names_ms']:.1f} "
             f"| {r['bulk_names_per_s']:,.0f} | {r['novel_share']:.0%} | {r['distinct_share']:.0%} "
             f"| {', '.join(r['samples'])} |"
@@ -116,6 +116,7 @@ def plot(rows: list[dict], default: str, path: Path) -> None:
         ax.annotate(f"{r['name']} ({r['parameters']:,} params)", (r["bulk_names_per_s"], r["test"]),
                     textcoords="offset points", xytext=(6, 4), fontsize=8)  # fmt: skip
     ax.set_xscale("log")
+    ax.margins(x=0.3)  # room for the labels of the fastest models
     ax.set_xlabel("names per second, one thread (log scale)")
     ax.set_ylabel("test NLL (nats per character)")
     ax.set_title(
