@@ -95,9 +95,10 @@ def render(rows: list[dict], default: str, command: str, bulk: int) -> str:
     for r in sorted(rows, key=lambda r: r["val"]):
         name = f"**{r['name']}**" if r["name"] == default else r["name"]
         context = "all" if r["context"] is None else str(r["context"])
+        steps = r["steps"] or None  # a counted model has none
         lines.append(
             f"| {name} | {r['family']} | {r['parameters']:,} | {context} | {r['train']:.4f} | {r['val']:.4f} "
-            f"| {r['test']:.4f} | {_fmt(r['steps'] or None, ',')} | {_fmt(r['steps'] and r['wall_seconds'], '.0f')} "
+            f"| {r['test']:.4f} | {_fmt(steps, ',')} | {_fmt(r['wall_seconds'] if steps else None, '.0f')} "
             f"| {_fmt(r['steps_per_second'], '.1f')} | {r['one_name_ms']:.2f} | {r['hundred_names_ms']:.1f} "
             f"| {r['bulk_names_per_s']:,.0f} | {r['novel_share']:.0%} | {r['distinct_share']:.0%} "
             f"| {', '.join(r['samples'])} |"
