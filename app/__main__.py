@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import difflib
 import errno
 import os
@@ -135,19 +134,6 @@ def check_file_limit(max_connections: int) -> str | None:
     )
 
 
-def return_freed_memory() -> None:
-    """glibc: large buffers (responses, batches) always get their own mapping, returned to the
-    system when freed. By default the threshold rises to the largest buffer freed (up to 32 MB), so
-    after one burst such buffers come from the heap, which fragments and is never given back
-    (measured: idle RSS 670 MB after eight bursts instead of about 330 MB)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD: fixed, so no longer adjusted upwards
-        libc.mallopt(-1, 4 * 1024 * 1024)  # M_TRIM_THRESHOLD: give back free heap tops over 4 MB
-    except (OSError, AttributeError):  # not glibc: its allocator's own policy
-        pass
-
-
 def serve(app_factory: str = "app.main:create_app") -> None:
     """Run uvicorn on the app built by `app_factory`, configured from NAMEGEN_* settings, with the
     limits of app.server."""
@@ -163,7 +149,6 @@ def serve(app_factory: str = "app.main:create_app") -> None:
     for problem in (check_address(settings.host, settings.port), check_file_limit(settings.max_connections)):
         if problem is not None:
             sys.exit(f"namegen cannot start: {problem}")
-    return_freed_memory()
     limits = Limits(
         max_header_bytes=settings.max_header_bytes,
         header_timeout=settings.header_timeout,
