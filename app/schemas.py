@@ -237,6 +237,7 @@ class ModelInfo(BaseModel):
     config: dict[str, Any] = Field(description="The family's configuration, as stored in the checkpoint.")
     parameters: int
     context: int | None = Field(
+        None,
         description="The most previous characters a prediction reads: block_size for a window model, "
         "the context limit of a transformer, null for a recurrent model (all of them)."
     )
