@@ -1,1 +1,1 @@
-"""namegen's HTTP shell: FastAPI routes over model.inference.LanguageModel."""
+"""namegen's HTTP shell: FastAPI routes over model.engine.language_model.LanguageModel."""
