@@ -10,8 +10,9 @@ likes, and uvicorn writes any response into an unbounded buffer for a client tha
   opening), the body within `body_timeout` of the head: 408 and close otherwise (slowloris,
   half-sent bodies, connections that never send anything);
 - sending: a response the client has not read from for `send_timeout` seconds is dropped with its
-  connection, and all responses stalled this way hold at most `max_unsent_bytes` together (the
-  longest stalled is dropped first);
+  connection, and all responses stalled this way hold at most `max_unsent_bytes` unsent bytes
+  together (the longest stalled is dropped first; uvloop keeps each whole response object while
+  any of it is unsent, so the memory held is a few times that);
 - connections: past `max_connections` a new one gets 503 and is closed at once.
 
 Each limit hit logs one warning line naming the setting (at most a few a second per limit).
@@ -45,7 +46,7 @@ class Limits:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     send_timeout: float = 30.0
-    max_unsent_bytes: int = 64 * 1024 * 1024
+    max_unsent_bytes: int = 16 * 1024 * 1024
     max_connections: int = 512
 
 

@@ -72,8 +72,9 @@ class Settings(BaseSettings):
     send_timeout: float = Field(
         30.0, gt=0, le=600, description="seconds a client may read nothing of a response before it is dropped"
     )
+    # uvloop keeps a whole response while any of it is unsent: the memory held can be a few times this
     max_unsent_bytes: int = Field(
-        64 * 1024 * 1024,
+        16 * 1024 * 1024,
         ge=1024 * 1024,
         description="response bytes all clients not reading may hold; the longest stalled is dropped",
     )

@@ -5,7 +5,7 @@
    lists. Every seeded request must give the bytes it gave alone before the load; statuses are
    counted (anything but 200, or a 503 from the bounded queue, fails the soak).
 2. Bursts (issue 12, class 4): `--stalled` (150) clients each ask for a 4.4 MB /loss answer and
-   never read it; then `--bursts` (8) bursts of 256 concurrent heavy requests.
+   never read it; then `--bursts` (4) bursts of 256 concurrent heavy requests.
 The server's RSS is sampled every 0.2 s throughout. Results: bench/soak.json and bench/SOAK.md.
 
     .venv/bin/python -m bench.soak [--seconds 60] [--root DIR]   # --root: serve another checkout
@@ -21,6 +21,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -181,19 +182,25 @@ def stalled_clients(port: int, count: int, hold: float) -> dict:
     return {"clients": count, "held_s": hold, "dropped_by_server": dropped}
 
 
+def burst_body(i: int) -> tuple[str, dict]:
+    """The i-th request of a burst: mostly 1,000 names with a setting of its own (no two share a
+    pass), some 4.4 MB /loss answers, some GRU samples, some novel-only."""
+    kind = i % 8
+    if kind == 0:
+        return "/loss", {"model": "names-mlp", "words": [LONG_WORD] * 1000}
+    if kind == 1:
+        return "/sample", {"model": "names-gru", "n": 200, "seed": i}
+    if kind == 2:
+        return "/sample", {"model": "names-mlp", "n": 1000, "novel": True, "top_k": 1}
+    return "/sample", {"model": "names-mlp", "n": 1000, "temperature": round(0.5 + i / 256, 3)}
+
+
 async def burst(url: str, size: int) -> Counter[str]:
-    bodies = [
-        {"n": 1000, "novel": True, "top_k": 1},
-        {"words": [LONG_WORD] * 1000},
-        {"n": 1000, "temperature": 0.7},
-        {"model": "names-gru", "n": 500},
-    ]
     limits = httpx.Limits(max_connections=size)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
         async def one(i: int) -> str:
-            body = bodies[i % len(bodies)]
-            path = "/loss" if "words" in body else "/sample"
+            path, body = burst_body(i)
             try:
                 return str((await client.post(path, json=body)).status_code)
             except httpx.HTTPError as exc:
@@ -207,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--stalled", type=int, default=150)
-    p.add_argument("--stalled-hold", type=float, default=40.0, help="how long the stalled clients wait")
-    p.add_argument("--bursts", type=int, default=8)
+    p.add_argument("--stalled-hold", type=float, default=35.0, help="how long the stalled clients wait")
+    p.add_argument("--bursts", type=int, default=4)
     p.add_argument("--burst-size", type=int, default=256)
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (compare before/after)")
     p.add_argument("--out", type=Path, default=ROOT / "bench")
@@ -216,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://{HOST}:{port}"
     args.out.mkdir(parents=True, exist_ok=True)
-    proc = start_server(args.root, port, args.out / "soak-server.log")
+    server_log = Path(tempfile.mkdtemp()) / "soak-server.log"
+    proc = start_server(args.root, port, server_log)
     sampler = RssSampler(proc.pid)
     sampler.start()
-    results: dict = {"root": str(args.root), "rss_mb_idle_start": rss_mb(proc.pid)}
+    results: dict = {"root": str(args.root), "rss_mb_idle_start": rss_mb(proc.pid), "log": str(server_log)}
     try:
         mark = len(sampler.samples)
         results["soak"] = asyncio.run(soak(url, args.seconds, args.concurrency))
@@ -294,7 +302,8 @@ def render(r: dict, args: argparse.Namespace) -> str:
         "",
         f"## {len(bursts)} bursts of {args.burst_size} concurrent heavy requests",
         "",
-        "(n=1000 novel top_k=1; 1,000 64-character words on /loss; n=1000; GRU n=500)",
+        "(per 8: 1 x /loss of 1,000 64-character words (4.4 MB), 1 x GRU n=200, 1 x MLP n=1000 novel "
+        "top_k=1, 5 x MLP n=1000 each with its own temperature)",
         "",
         f"- statuses over all bursts: {dict(burst_statuses)}",
         f"- RSS peak per burst (MB): {_mbs(b['rss_mb_peak'] for b in bursts)}",
