@@ -239,7 +239,7 @@ class ModelInfo(BaseModel):
     context: int | None = Field(
         None,
         description="The most previous characters a prediction reads: block_size for a window model, "
-        "the context limit of a transformer, null for a recurrent model (all of them)."
+        "the context limit of a transformer, null for a recurrent model (all of them).",
     )
     alphabet: str
     metrics: dict[str, Any]
