@@ -64,7 +64,23 @@ BAD_REQUEST = {
         "text/plain": {"schema": {"type": "string"}, "example": "Invalid HTTP request received."},
     },
 }
-NOT_READY = _json_error("The models are not loaded yet (starting up)", "the model is not loaded yet")
+NOT_READY = _json_error(
+    "Not ready: the models are loading, or the server is shutting down; or the queue of heavy work is "
+    "full (with Retry-After); or too many connections are open (plain text, from the HTTP server)",
+    "the model is not loaded yet",
+)
+# Sent by the HTTP layer (app/server.py) before any route runs, as plain text, closing the connection.
+HTTP_LIMITS: dict[str, dict[str, Any]] = {
+    "408": _text_error(
+        "The request line and headers (NAMEGEN_HEADER_TIMEOUT) or the body (NAMEGEN_BODY_TIMEOUT) did "
+        "not arrive in time",
+        "request not complete in time",
+    ),
+    "431": _text_error(
+        "The request line and headers are larger than NAMEGEN_MAX_HEADER_BYTES (16 KiB)",
+        "request line or headers too large",
+    ),
+}
 BODY_ERRORS: dict[str, dict[str, Any]] = {
     "413": _text_error("The body is larger than NAMEGEN_MAX_BODY_BYTES (256 KiB)", "Content Too Large"),
     "415": _json_error(
@@ -137,6 +153,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         for method, operation in operations.items():
             responses = operation["responses"]
             responses["400"] = BAD_REQUEST
+            responses.update(HTTP_LIMITS)
             responses["503"] = NOT_READY
             if method == "post":
                 responses.update(BODY_ERRORS)
