@@ -11,7 +11,6 @@ responses against those models.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -104,7 +103,7 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
     count_names(model.name, len(result.names))
     return JSONBytes({
         "model": model.name,
-        "names": [asdict(sample) for sample in result.names],
+        "names": result.names,  # Sample dataclasses: orjson writes them natively (asdict: ~4.5 us each)
         "complete": result.complete,
         "reason": result.reason,
     })  # fmt: skip
