@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from app.settings import Settings
 from app.state import choose_default, load_models
-from bench.http_load import run_wrk
+from bench.http_load import run_wrk, wait_until_healthy
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop
 from model.data import read_words, split_words
@@ -83,17 +83,8 @@ def start_server(port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("benchmark server exited during start-up")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("benchmark server did not become healthy within 60 s")
+    wait_until_healthy(proc, f"http://127.0.0.1:{port}", 60)
+    return proc
 
 
 def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.http_load import wait_until_healthy
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # never anything else
 LONG_WORD = ("abcdefghijklmnopqrstuvwxyz" * 3)[:64]
@@ -72,18 +74,11 @@ def start_server(root: Path, port: int, log: Path) -> subprocess.Popen:
            "NAMEGEN_ACCESS_LOG": "false"}  # fmt: skip
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=root, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server not healthy within 120 s")
+    try:
+        wait_until_healthy(proc, f"http://{HOST}:{port}", 120)
+    except RuntimeError as exc:
+        raise SystemExit(f"{exc}: {log.read_text()}") from None
+    return proc
 
 
 def request_mix(models: list[str]) -> list[tuple[str, str, dict | None, bool]]:
