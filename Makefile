@@ -36,7 +36,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz_api.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/system/fuzz_api.py
 
 # Retrains every committed checkpoint with the command recorded in it (see the README's Training).
 train: $(STAMP)

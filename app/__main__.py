@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from uvicorn.importer import import_from_string
 from uvicorn.main import STARTUP_FAILURE
 
-from app.logs import log_config
-from app.server import Limits, Server, protocol_class
+from app.http.logs import log_config
+from app.http.server import Limits, Server, protocol_class
 from app.settings import Settings, get_settings
 
 # flag -> (setting, help). Only the settings a person starting a server by hand reaches for; every
@@ -136,7 +136,7 @@ def check_file_limit(max_connections: int) -> str | None:
 
 def serve(app_factory: str = "app.main:create_app") -> None:
     """Run uvicorn on the app built by `app_factory`, configured from NAMEGEN_* settings, with the
-    limits of app.server."""
+    limits of app.http.server."""
     for warning in misspelled_settings():
         print(warning, file=sys.stderr)
     try:
@@ -172,7 +172,9 @@ def serve(app_factory: str = "app.main:create_app") -> None:
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     server = Server(
-        config, on_drain=lambda: setattr(app.state, "draining", True), drain_delay=settings.drain_delay
+        config,
+        on_drain=lambda: setattr(app.state, "draining", True),
+        drain_delay=settings.drain_delay,
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.run()

@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
-from app import docs, metrics, playground
-from app.errors import overloaded_handler, parameter_error_handler, validation_error_handler
-from app.middleware import HeadAsGet, JSONBodiesOnly
-from app.request_id import RequestID
-from app.routes import router
+from app.api import openapi, pages
+from app.api.errors import overloaded_handler, parameter_error_handler, validation_error_handler
+from app.api.routes import router
+from app.http import metrics
+from app.http.middleware import HeadAsGet, JSONBodiesOnly, RequestID
+from app.serving.service import Service, StartupError
+from app.serving.workers import Overloaded
 from app.settings import Settings, get_settings
-from app.state import Service, StartupError
-from app.workers import Overloaded
 from model.engine.params import ParameterError
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's configured logger: our lines look like its own
@@ -66,14 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
-        docs_url=None,  # app.docs serves /docs from local assets; ReDoc would need a CDN
+        docs_url=None,  # app.api.pages serves /docs from local assets; ReDoc would need a CDN
         redoc_url=None,
         # /health/ is a 404, not a redirect to a Location built from the request's Host header
         redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.service = None
-    app.state.draining = False  # set at SIGTERM (app.server.Server): /health answers 503
+    app.state.draining = False  # set at SIGTERM (app.http.server.Server): /health answers 503
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_exception_handler(Overloaded, overloaded_handler)
@@ -91,9 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.Metrics)
     app.add_middleware(RequestID)  # outermost: every response, even a 415 or a CORS preflight, has an id
     app.include_router(router)
-    app.include_router(docs.router)
     app.include_router(metrics.router)
-    app.include_router(playground.router)
-    app.mount("/static", playground.static_files(), name="static")
-    app.openapi = lambda: docs.openapi(app)  # type: ignore[method-assign]
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
+    app.openapi = lambda: openapi.openapi(app)  # type: ignore[method-assign]
     return app

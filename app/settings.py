@@ -1,4 +1,5 @@
-"""Service settings from the environment (prefix NAMEGEN_), one pydantic-settings class."""
+"""Service settings from the environment (prefix NAMEGEN_), one pydantic-settings class, and the
+HTTP contract's hard limits (the README's "The API"), which settings may lower, never raise."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.limits import MAX_LENGTH, MAX_N, MAX_WORDS
+MAX_N = 1000
+MAX_WORDS = 1000
+MAX_LENGTH = 64
+MAX_TEMPERATURE = 5.0
+MAX_VOCAB = 27  # top_k at most: the vocabulary of every committed model (a-z and the end token)
 
 
 def default_weights() -> Path:
@@ -59,7 +64,7 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         20.0, gt=0, le=600, description="seconds after SIGTERM for accepted requests to finish, then exit"
     )
-    # HTTP limits app/server.py adds to uvicorn's
+    # HTTP limits app/http/server.py adds to uvicorn's
     max_header_bytes: int = Field(
         16 * 1024, ge=1024, le=1024 * 1024, description="longest request line + headers; more get 431"
     )

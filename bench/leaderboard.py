@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt
 import torch
 from threadpoolctl import threadpool_limits
 
+from app.serving.service import choose_default, load_models
 from app.settings import Settings
-from app.state import choose_default, load_models
 from model.atomic import write_atomically
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams

@@ -27,8 +27,8 @@ import httpx
 import torch
 from threadpoolctl import threadpool_limits
 
+from app.serving.service import choose_default, load_models
 from app.settings import Settings
-from app.state import choose_default, load_models
 from bench.http_load import run_wrk, wait_until_healthy
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop

@@ -146,7 +146,7 @@ echo "   POST /sample $BODY -> 200, $summary"
 [ "$got" = "$want" ] || { echo "   differs from the same request served by this checkout on the host"; exit 1; }
 echo "   identical bytes to the same request served in-process on the host"
 
-threads=$(docker exec "$CONTAINER" python -c 'from app.workers import usable_cores; print(usable_cores())')
+threads=$(docker exec "$CONTAINER" python -c 'from app.serving.workers import usable_cores; print(usable_cores())')
 echo "   worker threads in the container (--cpus 1 on a $(nproc)-CPU host): $threads"
 [ "$threads" = 1 ]
 

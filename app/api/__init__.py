@@ -1,0 +1,10 @@
+"""What the API says, route by route (imports `app.serving`, never `app.http` internals).
+
+- `routes`: the JSON endpoints, each validate -> one service call -> shape.
+- `schemas`: request and response bodies, with limits, descriptions and examples.
+- `examples`: the OpenAPI response examples (real answers of the committed checkpoints).
+- `errors`: orjson responses, the 422 format (FastAPI's, bounded), settings-limit errors, the 503.
+- `text`: the text rule every name, prefix and word follows, and its OpenAPI pattern.
+- `openapi`: the OpenAPI document with every status the server sends.
+- `pages`: the playground at `/` and Swagger UI at `/docs`, served offline.
+"""

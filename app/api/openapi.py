@@ -1,0 +1,163 @@
+"""An OpenAPI document that says what comes back: `openapi()` adds to FastAPI's own document
+every error status the server sends, with its body and an example, and a named example per form of
+the /loss request and response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.api.examples import BATCH_LOSS_EXAMPLE, WORD_LOSS_EXAMPLE
+from app.api.text import pattern
+
+
+def _json_error(description: str, example: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/ErrorDetail"},
+                "example": {"detail": example},
+            }
+        },
+    }
+
+
+def _text_error(description: str, example: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"text/plain": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
+BAD_REQUEST = {
+    "description": "The request is malformed: bad HTTP (plain text, from the HTTP server) or a body "
+    "that is not parseable at all (JSON, from the app)",
+    "content": {
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/ErrorDetail"},
+            "example": {"detail": "There was an error parsing the body"},
+        },
+        "text/plain": {"schema": {"type": "string"}, "example": "Invalid HTTP request received."},
+    },
+}
+NOT_READY = _json_error(
+    "Not ready: the models are loading, or the server is shutting down; or the queue of heavy work is "
+    "full (with Retry-After); or too many connections are open (plain text, from the HTTP server)",
+    "the model is not loaded yet",
+)
+# Sent by the HTTP layer (app/http/server.py) before any route runs, as plain text, closing the connection.
+HTTP_LIMITS: dict[str, dict[str, Any]] = {
+    "408": _text_error(
+        "The request line and headers (NAMEGEN_HEADER_TIMEOUT) or the body (NAMEGEN_BODY_TIMEOUT) did "
+        "not arrive in time",
+        "request not complete in time",
+    ),
+    "431": _text_error(
+        "The request line and headers are larger than NAMEGEN_MAX_HEADER_BYTES (16 KiB)",
+        "request line or headers too large",
+    ),
+}
+BODY_ERRORS: dict[str, dict[str, Any]] = {
+    "413": _text_error("The body is larger than NAMEGEN_MAX_BODY_BYTES (256 KiB)", "Content Too Large"),
+    "415": _json_error(
+        "The body is not JSON",
+        "send the body as JSON, 'Content-Type: application/json' (got text/plain)",
+    ),
+    "422": {
+        "description": "Invalid body: not JSON, a wrong type, a value out of range, a character outside the "
+        "model's alphabet, an unknown model; each error names its field",
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/HTTPValidationError"},
+                "example": {
+                    "detail": [
+                        {
+                            "type": "value_error",
+                            "loc": ["body", "prefix"],
+                            "msg": "'a7' contains characters outside the alphabet: '7'",
+                        }
+                    ]
+                },
+            }
+        },
+    },
+}
+ERROR_DETAIL = {
+    "title": "ErrorDetail",
+    "type": "object",
+    "properties": {"detail": {"type": "string", "title": "Detail"}},
+    "required": ["detail"],
+}
+
+
+def _text_patterns(app: FastAPI, components: dict[str, Any]) -> None:
+    """The text rule (`app.api.text`) as a `pattern` on every prefix and word, and the loaded models'
+    names as the `model` field's enum (an unknown model is a 422)."""
+    service = app.state.service
+    models = list(service.models.values()) if service is not None else []
+    if not models:
+        return  # nothing loaded (a schema built before start-up): the descriptions still say it
+    for name, field, at_least_one in (
+        ("SampleRequest", "prefix", False),
+        ("NextCharRequest", "prefix", False),
+        ("LossRequest", "word", True),
+    ):
+        components[name]["properties"][field]["pattern"] = pattern(models, at_least_one)
+    components["LossRequest"]["properties"]["words"]["items"]["pattern"] = pattern(models, True)
+    for name in ("SampleRequest", "NextCharRequest", "LossRequest"):  # the loaded models, by name
+        components[name]["properties"]["model"]["anyOf"] = [
+            {"type": "string", "enum": list(service.models)},
+            {"type": "null"},
+        ]
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus every error status and the /loss examples (built once, then cached)."""
+    if app.openapi_schema and app.state.service is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorDetail"] = ERROR_DETAIL
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses["400"] = BAD_REQUEST
+            responses.update(HTTP_LIMITS)
+            responses["503"] = NOT_READY
+            if method == "post":
+                responses.update(BODY_ERRORS)
+            if "404" in responses and "content" not in responses["404"]:  # GET /models/{name}
+                responses["404"] = _json_error(
+                    responses["404"]["description"],
+                    "unknown model 'lstm'; available: names-bigram, names-gru, names-mlp, names-wavenet",
+                )
+    _text_patterns(app, components)
+    for name in ("SampleRequest",):  # pydantic writes these bounds as floats; 2**63 - 1 is no float
+        components[name]["properties"]["seed"]["anyOf"][0].update(minimum=0, maximum=2**63 - 1)
+        for field in ("n", "max_length"):
+            bounds = components[name]["properties"][field]
+            bounds.update(minimum=int(bounds["minimum"]), maximum=int(bounds["maximum"]))
+        top_k = components[name]["properties"]["top_k"]["anyOf"][0]
+        top_k.update(minimum=int(top_k["minimum"]), maximum=int(top_k["maximum"]))
+    loss = schema["paths"]["/loss"]["post"]
+    loss["requestBody"]["content"]["application/json"]["examples"] = {
+        "one word": {"summary": "Score one name", "value": {"word": "emma"}},
+        "a batch": {"summary": "Score several names at once", "value": {"words": ["emma", "xqzv"]}},
+    }
+    loss["responses"]["200"]["content"]["application/json"]["examples"] = {
+        "one word": {"summary": 'For {"word": "emma"}', "value": WORD_LOSS_EXAMPLE},
+        "a batch": {"summary": 'For {"words": ["emma", "xqzv"]}', "value": BATCH_LOSS_EXAMPLE},
+    }
+    app.openapi_schema = schema
+    return schema

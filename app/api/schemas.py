@@ -1,0 +1,267 @@
+"""Request and response bodies: limits, descriptions and an OpenAPI example for every request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from app.api.examples import (
+    BATCH_LOSS_EXAMPLE,
+    MODEL_EXAMPLE,
+    MODEL_LIST_EXAMPLE,
+    NEXT_CHAR_EXAMPLE,
+    SAMPLE_EXAMPLE,
+    SERVED_MODEL_EXAMPLE,
+    WORD_LOSS_EXAMPLE,
+)
+from app.settings import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
+
+# Names are made of the model's alphabet (every committed model: a-z, input lowercased), with
+# surrounding spaces, tabs and newlines stripped. The app checks exactly that (`app.api.text`) before a
+# model sees the text, so the `pattern` the OpenAPI document gives (`app.api.openapi`) is what is enforced.
+TEXT_RULE = (
+    "Letters of the model's alphabet (GET /models lists it; a-z for every committed model, uppercase "
+    "lowercased), optionally surrounded by spaces, tabs or newlines, which are stripped. Any other "
+    "character is a 422 naming it."
+)
+
+
+def _no_lone_surrogates(text: str | None) -> str | None:
+    """A lone UTF-16 surrogate (JSON "\\ud800") is not a character: refuse it before it reaches a model."""
+    if text is None:
+        return text
+    bad = [f"U+{ord(c):04X}" for c in text if 0xD800 <= ord(c) <= 0xDFFF]
+    if bad:
+        raise ValueError(
+            f"contains a lone UTF-16 surrogate ({', '.join(dict.fromkeys(bad))}): not valid text"
+        )
+    return text
+
+
+ValidText = AfterValidator(_no_lone_surrogates)
+Prefix = Annotated[
+    str,
+    Field(max_length=MAX_LENGTH),
+    ValidText,
+    Field(description="Text the name starts with. " + TEXT_RULE),
+]
+Word = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_LENGTH),
+    ValidText,
+    Field(description="A name to score (at least one letter). " + TEXT_RULE),
+]
+
+
+ModelName = Annotated[
+    str | None,
+    ValidText,
+    Field(description="Which loaded model answers (GET /models lists them); the default model when absent."),
+]
+
+STRICT_INTEGER = 'A JSON integer: 1 or 1.0 (JSON Schema counts both as integers), not 1.5, "1" or true.'
+
+
+def _integral(value: Any) -> Any:
+    """1.0 is an integer to JSON Schema (and to a generated client): take it as 1. 1.5, "1" and true
+    still fail the strict int check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def integer(ge: int, le: int) -> Any:
+    """An int in [ge, le] that also takes 1.0 as 1 (the bounds go on the int, so the schema says
+    minimum/maximum)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+class StrictBody(BaseModel):
+    """Strict: unknown fields, strings for numbers and fractions for ints are all 422s."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
+
+
+class SampleRequest(StrictBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "n": 5,
+                    "temperature": 1.0,
+                    "top_k": None,
+                    "prefix": "",
+                    "max_length": 32,
+                    "seed": 42,
+                    "novel": True,
+                }
+            ]
+        }
+    )
+
+    model: ModelName = None
+    n: integer(1, MAX_N) = Field(10, description="How many names. " + STRICT_INTEGER)
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        le=MAX_TEMPERATURE,
+        allow_inf_nan=False,
+        description="Divides the logits: < 1 is bolder toward likely names, > 1 wilder.",
+    )
+    top_k: integer(1, MAX_VOCAB) | None = Field(
+        None,
+        description="Draw only from the k likeliest characters: 1..the model's vocabulary size (27 for "
+        "every committed model; a larger k is a 422). " + STRICT_INTEGER,
+    )
+    top_p: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Draw only from the smallest set of likeliest characters whose probability reaches p.",
+    )
+    prefix: Prefix = ""
+    max_length: integer(1, MAX_LENGTH) = Field(
+        32,
+        description="Most characters in a name, prefix included (at least the stripped prefix's length, "
+        "else a 422); longer names are cut. " + STRICT_INTEGER,
+    )
+    seed: integer(0, 2**63 - 1) | None = Field(
+        None, description="Same seed and request give the same names. " + STRICT_INTEGER
+    )
+    novel: bool = Field(False, description="Only distinct names that are not in the model's word list.")
+
+
+class SampledName(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_EXAMPLE["names"][0]]})
+
+    name: str
+    loss: float = Field(description="The model's mean NLL of the name, end token included (nats).")
+    novel: bool = Field(description="True when the name is not in the model's word list.")
+    truncated: bool = Field(description="True when max_length cut the name before the model ended it.")
+
+
+class SampleResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_EXAMPLE]})
+
+    model: str
+    names: list[SampledName]
+    complete: bool = Field(
+        description="False only when novel names were asked for and fewer than n were found."
+    )
+    reason: str | None = Field(None, description="Why fewer than n names came back (when complete is false).")
+
+
+class NextCharRequest(StrictBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"prefix": "emm"}]})
+
+    model: ModelName = None
+    prefix: Prefix = ""
+
+
+class CharProb(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [NEXT_CHAR_EXAMPLE["distribution"][0]]})
+
+    char: str = Field(description="A vocabulary entry; '.' is the end of the name.")
+    prob: float
+
+
+class NextCharResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [NEXT_CHAR_EXAMPLE]})
+
+    prefix: str
+    distribution: list[CharProb] = Field(description="Every vocabulary entry, likeliest first.")
+
+
+def _one_of_word_or_words(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = [{"required": ["word"]}, {"required": ["words"]}]
+    schema["examples"] = [{"word": "emma"}, {"words": ["emma", "olivia", "xqzv"]}]
+    for field in ("word", "words"):
+        schema["properties"][field].pop("default", None)
+
+
+class LossRequest(StrictBody):
+    """Exactly one of `word` or `words`. Each character and the end token are predicted from all
+    previous characters within the model's context: a window model sees the last block_size
+    characters, padded with '.'."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_one_of_word_or_words,
+    )
+
+    model: ModelName = None
+    # Not nullable: absent is the only way to leave one out (`null` is a 422 naming the field).
+    word: Word = None  # type: ignore[assignment]
+    words: list[Word] = Field(None, min_length=1, max_length=MAX_WORDS)  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("word" in data) == ("words" in data):
+            raise ValueError("give exactly one of 'word' (a name) or 'words' (a list of names)")
+        return data
+
+
+class CharScore(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [WORD_LOSS_EXAMPLE["chars"][0]]})
+
+    char: str = Field(description="The predicted character; '.' is the end of the name.")
+    prob: float
+    nll: float = Field(description="-ln(prob), in nats.")
+
+
+class WordLoss(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [WORD_LOSS_EXAMPLE]})
+
+    word: str
+    loss: float = Field(description="Mean NLL over the characters and the end token (nats).")
+    perplexity: float = Field(description="e^loss")
+    chars: list[CharScore]
+
+
+class BatchLoss(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_LOSS_EXAMPLE]})
+
+    results: list[WordLoss]
+    mean_loss: float = Field(description="Mean NLL over every prediction of every word (nats).")
+    perplexity: float = Field(description="e^mean_loss")
+    predictions: int
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [MODEL_EXAMPLE]})
+
+    name: str
+    family: str = Field(description="bigram, mlp, wavenet, gru or transformer")
+    config: dict[str, Any] = Field(description="The family's configuration, as stored in the checkpoint.")
+    parameters: int
+    context: int | None = Field(
+        None,
+        description="The most previous characters a prediction reads: block_size for a window model, "
+        "the context limit of a transformer, null for a recurrent model (all of them).",
+    )
+    alphabet: str
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    train_command: str | None = Field(description="The command that trained this checkpoint.")
+    default: bool = Field(description="True for the model that answers requests naming none.")
+
+
+class ServedModelInfo(ModelInfo):
+    model_config = ConfigDict(json_schema_extra={"examples": [SERVED_MODEL_EXAMPLE]})
+
+    device: str
+
+
+class ModelList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [MODEL_LIST_EXAMPLE]})
+
+    default: str
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: str

@@ -1,0 +1,71 @@
+"""Where model work runs: inline on the event loop when it is short, else on a few worker threads.
+
+A hop to a worker thread costs more than a table lookup, and a worker doing Python work fights
+the event loop for the GIL, so work the model calls quick (`LanguageModel.is_quick`, budgets in
+`model.engine.knobs`) runs inline. Longer work goes to at most `threads` workers: more would only
+queue on the same cores, each holding its own buffers (and glibc heap arena) while it waits.
+
+The queue in front of the workers is bounded too (`max_queue` jobs waiting or running): past it a
+request is refused at once with `Overloaded` (503 + Retry-After, `app.api.errors`) instead of holding
+its memory while it waits behind minutes of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from app.serving.cpus import available_cpus
+from model.engine.language_model import LanguageModel
+
+T = TypeVar("T")
+
+DEFAULT_MAX_QUEUE = 256  # heavy jobs waiting or running; each holds at most a few MB
+
+
+class Overloaded(Exception):
+    """More heavy work is waiting than the server accepts: answered 503 with Retry-After."""
+
+    def __init__(self, waiting: int, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"the server is busy ({waiting} model jobs queued); retry in {retry_after} s")
+
+
+def usable_cores() -> int:
+    """The CPUs this process may use: its CPU affinity capped by its cgroup's CPU quota."""
+    return available_cpus()
+
+
+class ModelRunner:
+    def __init__(self, threads: int | None = None, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+        self.threads = threads or usable_cores()
+        self.max_queue = max_queue
+        self.limiter = anyio.CapacityLimiter(self.threads)
+        self.queued = 0  # jobs waiting for or running on a worker (only the event loop touches it)
+
+    async def run(
+        self,
+        model: LanguageModel,
+        work: Callable[[], T],
+        names: int = 0,
+        words: int = 0,
+        inline: bool = True,
+    ) -> T:
+        """`work()` (on `model`, drawing `names` names or scoring `words` words) inline when it is
+        short and `inline` allows it, else on a worker thread (Overloaded when the queue is full)."""
+        if inline and model.is_quick(names, words):
+            return work()
+        return await self.off_loop(work)
+
+    async def off_loop(self, work: Callable[[], T]) -> T:
+        """`work()` on a worker thread, or Overloaded at once when `max_queue` jobs are ahead."""
+        if self.queued >= self.max_queue:
+            raise Overloaded(self.queued)
+        self.queued += 1
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+        finally:
+            self.queued -= 1

@@ -1,0 +1,55 @@
+"""Concurrent /sample requests share a sampling pass and still get their own seeded names."""
+
+import asyncio
+
+import pytest
+
+from app.serving.batching import SampleBatcher
+from app.serving.workers import ModelRunner
+from model.engine import knobs
+from model.engine.params import ParameterError, SamplingParams
+
+
+@pytest.mark.parametrize("inline_max_names", [10_000, 0])  # drawn on the loop / on a worker
+def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
+    tiny_model, inline_max_names, monkeypatch
+):
+    monkeypatch.setattr(knobs, "INLINE_MAX_NAMES", inline_max_names)
+    batcher = SampleBatcher(ModelRunner())
+    calls = []
+    original = tiny_model.sample_batch
+
+    def spy(requests, params):
+        calls.append(list(requests))
+        return original(requests, params)
+
+    plain, other = SamplingParams(), SamplingParams(0.5, 3, None, "ka", 10)
+    requests = [(3, 1, plain), (50, 2, plain), (4, 3, other)]
+
+    async def run_all():
+        tiny_model.sample_batch = spy
+        try:
+            return await asyncio.gather(*(batcher.sample(tiny_model, n, seed, p) for n, seed, p in requests))
+        finally:
+            del tiny_model.sample_batch
+
+    results = asyncio.run(run_all())
+    assert calls == [[(3, 1), (50, 2)], [(4, 3)]]  # one pass per distinct setting
+    for (n, seed, params), got in zip(requests, results, strict=True):
+        alone = tiny_model.sample(n, params, seed).names
+        assert [s.name for s in got] == [s.name for s in alone]
+
+
+def test_an_error_reaches_every_waiting_request(tiny_model):
+    batcher = SampleBatcher(ModelRunner())
+
+    async def run_all():
+        bad = SamplingParams(prefix="q!")  # '!' is outside the alphabet
+        return await asyncio.gather(
+            batcher.sample(tiny_model, 2, 1, bad),
+            batcher.sample(tiny_model, 3, 2, bad),
+            return_exceptions=True,
+        )
+
+    errors = asyncio.run(run_all())
+    assert all(isinstance(e, ParameterError) and "'!'" in str(e) for e in errors)

@@ -1,0 +1,46 @@
+"""Model work runs inline when short and table-backed, else on at most `threads` workers."""
+
+import asyncio
+import threading
+import time
+
+from app.serving.workers import ModelRunner
+
+
+def test_small_table_work_runs_inline_and_big_work_on_a_worker(tiny_model, forward_tiny_model):
+    runner = ModelRunner(threads=2)
+    assert tiny_model.rows_independent and not forward_tiny_model.rows_independent
+
+    async def where() -> tuple[int, ...]:
+        return (
+            threading.get_ident(),
+            await runner.run(tiny_model, threading.get_ident, names=10),
+            await runner.run(tiny_model, threading.get_ident, names=10**6),
+            await runner.run(tiny_model, threading.get_ident, words=10**6),
+            await runner.run(forward_tiny_model, threading.get_ident, names=1),
+        )
+
+    loop_thread, small, many_names, many_words, forward = asyncio.run(where())
+    assert small == loop_thread
+    assert loop_thread not in (many_names, many_words, forward)
+
+
+def test_workers_are_capped_at_threads(forward_tiny_model):
+    runner = ModelRunner(threads=2)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    async def many() -> None:
+        await asyncio.gather(*(runner.run(forward_tiny_model, work) for _ in range(8)))
+
+    asyncio.run(many())
+    assert most == 2
