@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model.engine import knobs
+
 MAX_N = 1000
 MAX_WORDS = 1000
 MAX_LENGTH = 64
@@ -51,7 +53,9 @@ class Settings(BaseSettings):
     max_words: int = Field(MAX_WORDS, ge=1, le=MAX_WORDS, description="most words one /loss may score")
     max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
-    novel_max_rounds: int = Field(10, ge=1, le=100, description="resampling rounds for novel names")
+    novel_max_rounds: int = Field(
+        knobs.NOVEL_MAX_ROUNDS, ge=1, le=100, description="resampling rounds for novel names"
+    )
     workers: int | None = Field(None, ge=1, description="model worker threads (default: the usable CPUs)")
     max_queue: int = Field(
         256, ge=1, le=100_000, description="model jobs waiting or running at most; more get 503 + Retry-After"

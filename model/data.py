@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from model.atomic import write_atomically
-from model.vocab import Vocab
+from model.vocab import BOUNDARY_ID, Vocab
 
 REFERENCE_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 REFERENCE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -105,8 +105,8 @@ def build_windows(words: list[str], vocab: Vocab, block_size: int) -> tuple[torc
     contexts: list[list[int]] = []
     targets: list[int] = []
     for word in words:
-        context = [0] * block_size
-        for idx in [*vocab.encode(word), 0]:
+        context = [BOUNDARY_ID] * block_size
+        for idx in [*vocab.encode(word), BOUNDARY_ID]:
             contexts.append(context)
             targets.append(idx)
             context = [*context[1:], idx]
@@ -124,10 +124,10 @@ def build_sequences(words: list[str], vocab: Vocab) -> tuple[torch.Tensor, torch
     Row by row these are exactly `build_windows`' predictions: every character, then the end.
     """
     width = max(map(len, words), default=0) + 1
-    inputs = torch.zeros((len(words), width), dtype=torch.long)
+    inputs = torch.full((len(words), width), BOUNDARY_ID, dtype=torch.long)
     targets = torch.full((len(words), width), IGNORE_TARGET, dtype=torch.long)
     for row, word in enumerate(words):
         ids = vocab.encode(word)
         inputs[row, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
-        targets[row, : len(ids) + 1] = torch.tensor([*ids, 0], dtype=torch.long)
+        targets[row, : len(ids) + 1] = torch.tensor([*ids, BOUNDARY_ID], dtype=torch.long)
     return inputs, targets

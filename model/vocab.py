@@ -1,11 +1,22 @@
-"""The character vocabulary: alphabet <-> ids, with '.' (id 0) starting and ending every name."""
+"""The character vocabulary: alphabet <-> ids, with '.' (id 0) starting and ending every name.
+
+The text rule of every name, prefix and word a model reads lives here, once: surrounding spaces,
+tabs and newlines are stripped (only those: Python's own `strip()` would also drop U+001C-U+001F
+and other Unicode spaces), ASCII A-Z is lowercased when the alphabet has no uppercase letters (only
+those: `lower()` would turn the Kelvin sign into a 'k'), and every other character must be in the
+alphabet.
+"""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 BOUNDARY = "."
+BOUNDARY_ID = 0  # the boundary's id in every vocabulary: it sorts first
+SPACES = " \t\n\r"  # the surrounding whitespace input may carry
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 class UnknownCharactersError(ValueError):
@@ -49,10 +60,19 @@ class Vocab:
     def size(self) -> int:
         return len(self.alphabet)
 
+    @property
+    def input_characters(self) -> str:
+        """Every character input may hold: the alphabet, and A-Z where input is lowercased."""
+        letters = self.alphabet.replace(BOUNDARY, "")
+        if self.lowercases_input:
+            letters += "".join(c for c in string.ascii_uppercase if c.lower() in letters)
+        return letters
+
     def normalise(self, text: str) -> str:
-        """Strip surrounding whitespace; lowercase when the alphabet has no uppercase letters."""
-        text = text.strip()
-        return text.lower() if self.lowercases_input else text
+        """Strip surrounding spaces, tabs and newlines; lowercase A-Z when the alphabet has no
+        uppercase letters."""
+        text = text.strip(SPACES)
+        return text.translate(_ASCII_LOWER) if self.lowercases_input else text
 
     def check(self, text: str) -> None:
         """Raise UnknownCharactersError naming each character of `text` outside the alphabet.

@@ -14,7 +14,7 @@ carrying the status, the server's `detail` and the request id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TypedDict, Unpack, overload
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +29,7 @@ __all__ = [
     "NamegenClient",
     "NamegenError",
     "NextChar",
+    "SampleOptions",
     "SampleResult",
     "SampledName",
     "WordLoss",
@@ -137,11 +138,21 @@ class ModelList:
 # ---- requests and responses, shared by both clients
 
 
-def _sample_body(n: int, model: str | None, **params: Any) -> dict[str, Any]:
-    body = {"n": n, **{k: v for k, v in params.items() if v is not None}}
-    if model is not None:
-        body["model"] = model
-    return body
+class SampleOptions(TypedDict, total=False):
+    """POST /sample's fields besides `n` and `model`, by their API names; what is left out takes
+    the server's default (see /docs)."""
+
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    prefix: str
+    max_length: int
+    seed: int | None
+    novel: bool
+
+
+def _sample_body(n: int, model: str | None, options: SampleOptions) -> dict[str, Any]:
+    return _with_model({"n": n, **options}, model)
 
 
 def _with_model(body: dict[str, Any], model: str | None) -> dict[str, Any]:
@@ -216,24 +227,10 @@ class NamegenClient:
         return _checked(self._http.post(path, json=body))
 
     def sample(
-        self,
-        n: int = 10,
-        *,
-        model: str | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        prefix: str = "",
-        max_length: int = 32,
-        seed: int | None = None,
-        novel: bool = False,
+        self, n: int = 10, *, model: str | None = None, **options: Unpack[SampleOptions]
     ) -> SampleResult:
-        """Invent `n` names (POST /sample)."""
-        body = _sample_body(
-            n, model, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix,
-            max_length=max_length, seed=seed, novel=novel,
-        )  # fmt: skip
-        return _sample_result(self._post("/sample", body))
+        """Invent `n` names (POST /sample); `options` are the request's other fields by name."""
+        return _sample_result(self._post("/sample", _sample_body(n, model, options)))
 
     def next_char(self, prefix: str = "", *, model: str | None = None) -> NextChar:
         """The probability of every next character after `prefix` (POST /next-char)."""
@@ -284,23 +281,9 @@ class AsyncNamegenClient:
         return _checked(await self._http.post(path, json=body))
 
     async def sample(
-        self,
-        n: int = 10,
-        *,
-        model: str | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        prefix: str = "",
-        max_length: int = 32,
-        seed: int | None = None,
-        novel: bool = False,
+        self, n: int = 10, *, model: str | None = None, **options: Unpack[SampleOptions]
     ) -> SampleResult:
-        body = _sample_body(
-            n, model, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix,
-            max_length=max_length, seed=seed, novel=novel,
-        )  # fmt: skip
-        return _sample_result(await self._post("/sample", body))
+        return _sample_result(await self._post("/sample", _sample_body(n, model, options)))
 
     async def next_char(self, prefix: str = "", *, model: str | None = None) -> NextChar:
         return _next_char(await self._post("/next-char", _with_model({"prefix": prefix}, model)))

@@ -1,7 +1,8 @@
 """Responses: orjson bodies (`JSONBytes`, several times faster than the standard library), and the
 error responses: FastAPI's 422 (rendered even when the bad input was NaN, Infinity or a lone
 surrogate, and bounded in size), a model's ParameterError in the same format, and the 503 of a full
-work queue, and the 422s of this server's own settings limits (`limit_errors`).
+work queue. The limits of this server's settings (`over_limit`) raise a ParameterError too, so every
+422 our own code sends takes one path.
 
 A 422 lists at most `MAX_ERRORS` errors (then one saying how many more), and echoes each bad input
 only when it is short: a 256 KiB body with tens of thousands of bad items is refused in well under a
@@ -11,7 +12,6 @@ millisecond of rendering instead of hundreds, and the event loop keeps routing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
 from app.serving.workers import Overloaded
-from model.engine.params import ParameterError
+from model.engine.params import Loc, ParameterError
 
 
 class JSONBytes(JSONResponse):
@@ -103,16 +103,12 @@ async def overloaded_handler(request: Request, exc: Overloaded) -> Response:
     return _json(503, {"detail": str(exc)}, headers={"Retry-After": str(exc.retry_after)})
 
 
-def field_error(loc: Sequence[str | int], message: str, value: Any) -> dict[str, Any]:
-    return {"type": "value_error", "loc": ("body", *loc), "msg": message, "input": value}
+def over_limit(loc: Loc, what: str, value: int, limit: int) -> list[tuple[Loc, str]]:
+    """The problem of a value past one of this server's settings (none when within it)."""
+    return [(loc, f"{what} is {value}; this server allows at most {limit}")] if value > limit else []
 
 
-def raise_if_errors(errors: list[dict[str, Any]]) -> None:
-    if errors:
-        raise RequestValidationError(errors)
-
-
-def limit_errors(value: int, limit: int, loc: Sequence[str | int], what: str) -> list[dict[str, Any]]:
-    if value > limit:
-        return [field_error(loc, f"{what} is {value}; this server allows at most {limit}", value)]
-    return []
+def raise_problems(problems: list[tuple[Loc, str]]) -> None:
+    """Settings limits fail as the model's own checks do: one ParameterError, one 422 path."""
+    if problems:
+        raise ParameterError.of(problems)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from app.api.errors import JSONBytes, limit_errors, raise_if_errors
+from app.api.errors import JSONBytes, over_limit, raise_problems
 from app.api.schemas import (
     BatchLoss,
     Health,
@@ -29,11 +29,10 @@ from app.api.schemas import (
     ServedModelInfo,
     WordLoss,
 )
-from app.api.text import clean
 from app.http.metrics import count_names
 from app.serving.service import Service
-from model.engine.language_model import SampleResult, WordScore
-from model.engine.params import ParameterError, SamplingParams
+from model.engine.language_model import WordScore
+from model.engine.params import Loc, ParameterError
 
 
 async def get_service(request: Request) -> Service:
@@ -90,25 +89,12 @@ async def default_model(service: ServiceDep) -> JSONBytes:
 @router.post("/sample", response_model=SampleResponse, summary="Invent new names")
 async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
     settings = service.settings
-    raise_if_errors([
-        *limit_errors(req.n, settings.max_n, ["n"], "n"),
-        *limit_errors(req.max_length, settings.max_length, ["max_length"], "max_length"),
+    raise_problems([
+        *over_limit(("n",), "n", req.n, settings.max_n),
+        *over_limit(("max_length",), "max_length", req.max_length, settings.max_length),
     ])  # fmt: skip
     model = service.model(req.model)
-    prefix = clean(model, req.prefix, "prefix")
-    params = SamplingParams(req.temperature, req.top_k, req.top_p, prefix, req.max_length).checked(
-        model.vocab
-    )
-    if req.novel or not model.rows_independent:
-        rounds = settings.novel_max_rounds if req.novel else 1
-        result = await service.runner.run(
-            model,
-            lambda: model.sample(req.n, params, req.seed, novel=req.novel, max_rounds=rounds),
-            # the most a novel request can draw: each round draws up to 2 names per missing one
-            names=max(2 * req.n, 16) * rounds if req.novel else req.n,
-        )
-    else:  # concurrent requests share one sampling pass, each still getting its own names
-        result = SampleResult(await service.batcher.sample(model, req.n, req.seed, params), complete=True)
+    result = await service.sample(model, req.n, req.params(), req.seed, novel=req.novel)
     count_names(model.name, len(result.names))
     return JSONBytes({
         "model": model.name,
@@ -120,41 +106,32 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
 
 @router.post("/next-char", response_model=NextCharResponse, summary="Next-character distribution")
 async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
-    raise_if_errors(
-        limit_errors(len(req.prefix), service.settings.max_length, ["prefix"], "the prefix length")
-    )
+    raise_problems(over_limit(("prefix",), "the prefix length", len(req.prefix), service.settings.max_length))
     model = service.model(req.model)
-    prefix = clean(model, req.prefix, "prefix")
-    probs = await service.runner.run(model, lambda: model.next_char_distribution(prefix).tolist(), names=1)
-    ranked = sorted(zip(model.vocab.alphabet, probs, strict=True), key=lambda cp: -cp[1])
-    return JSONBytes({
-        "prefix": model.normalise(prefix),
-        "distribution": [{"char": c, "prob": p} for c, p in ranked],
-    })  # fmt: skip
+    prefix, probs = await service.runner.run(model, lambda: model.next_char(req.prefix), names=1)
+    ranked = sorted(zip(model.vocab.alphabet, probs.tolist(), strict=True), key=lambda cp: -cp[1])
+    return JSONBytes({"prefix": prefix, "distribution": [{"char": c, "prob": p} for c, p in ranked]})
 
 
 @router.post("/loss", response_model=WordLoss | BatchLoss, summary="Score a name (or many)")
 async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
     settings = service.settings
     single = req.word is not None
-    words = [req.word] if single else list(req.words)
-    loc = "word" if single else "words"
-    errors = limit_errors(len(words), settings.max_words, ["words"], "the number of words")
-    for i, word in enumerate(words):
-        errors += limit_errors(
-            len(word), settings.max_length, [loc] if single else [loc, i], "the word length"
-        )
-    raise_if_errors(errors)
+    words = [req.word] if single else req.words
+
+    def where(index: int) -> Loc:  # the model names a word by its index; the body by its field
+        return ("word",) if single else ("words", index)
+
+    raise_problems([
+        *over_limit(("words",), "the number of words", len(words), settings.max_words),
+        *(problem for i, word in enumerate(words)
+          for problem in over_limit(where(i), "the word length", len(word), settings.max_length)),
+    ])  # fmt: skip
     model = service.model(req.model)
-    problems = []
-    for i, word in enumerate(words):
-        try:
-            words[i] = clean(model, word, loc if single else (loc, i))
-        except ParameterError as exc:
-            problems += exc.problems
-    if problems:
-        raise ParameterError.of(problems)
-    scores = await service.runner.run(model, lambda: model.word_losses(words, loc), words=len(words))
+    try:
+        scores = await service.runner.run(model, lambda: model.word_losses(words), words=len(words))
+    except ParameterError as exc:
+        raise ParameterError.of([(where(int(loc[0])), msg) for loc, msg in exc.problems]) from None
     return JSONBytes(_word_loss(scores[0]) if single else _batch_loss(scores))
 
 

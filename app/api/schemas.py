@@ -16,6 +16,7 @@ from app.api.examples import (
     WORD_LOSS_EXAMPLE,
 )
 from app.settings import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
+from model.engine.params import SAMPLING_FIELDS, SamplingParams
 
 # Names are made of the model's alphabet (every committed model: a-z, input lowercased), with
 # surrounding spaces, tabs and newlines stripped. The app checks exactly that (`app.api.text`) before a
@@ -131,6 +132,11 @@ class SampleRequest(StrictBody):
         None, description="Same seed and request give the same names. " + STRICT_INTEGER
     )
     novel: bool = Field(False, description="Only distinct names that are not in the model's word list.")
+
+    def params(self) -> SamplingParams:
+        """The engine's sampling parameters of this body, field by field (every field of
+        SamplingParams but the engine's own bookkeeping has the same name here)."""
+        return SamplingParams(**{name: getattr(self, name) for name in SAMPLING_FIELDS})
 
 
 class SampledName(BaseModel):

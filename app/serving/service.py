@@ -14,8 +14,8 @@ from app.serving.workers import ModelRunner
 from app.settings import Settings
 from model.checkpoint import CheckpointError
 from model.device import resolve_device
-from model.engine.language_model import LanguageModel
-from model.engine.params import ParameterError
+from model.engine.language_model import LanguageModel, SampleResult
+from model.engine.params import ParameterError, SamplingParams
 
 
 class StartupError(RuntimeError):
@@ -103,6 +103,22 @@ class Service:
         if name not in self.models:
             raise ParameterError("model", f"unknown model {name!r}; available: {', '.join(self.models)}")
         return self.models[name]
+
+    async def sample(
+        self, model: LanguageModel, n: int, params: SamplingParams, seed: int | None, *, novel: bool
+    ) -> SampleResult:
+        """`n` names from `model`: concurrent plain requests to a model whose rows are independent
+        share one sampling pass (`batching`); the rest runs through the runner, priced by the
+        most names the model will draw for it."""
+        params = params.checked(model.vocab)
+        if novel or not model.rows_independent:
+            rounds = self.settings.novel_max_rounds
+            return await self.runner.run(
+                model,
+                lambda: model.sample(n, params, seed, novel=novel, max_rounds=rounds),
+                names=model.most_names_drawn(n, novel=novel, max_rounds=rounds),
+            )
+        return SampleResult(await self.batcher.sample(model, n, seed, params), complete=True)
 
     def describe(self, model: LanguageModel) -> dict:
         return {**model.describe(), "default": model.name == self.default_name}

@@ -40,3 +40,7 @@ SCORE_CHUNK = 1024
 # Prefixes whose first forward step (the state after '.' + prefix) a forward-pass model keeps:
 # every name of every request with that prefix starts there (one step of about seven saved).
 START_CACHE_PREFIXES = 4096
+
+# Rounds of resampling a `novel` request gets at most (each draws about twice the names still
+# missing): the engine's default and the service's NAMEGEN_NOVEL_MAX_ROUNDS default.
+NOVEL_MAX_ROUNDS = 10

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.device import resolve_device
 from model.engine import knobs
-from model.engine.params import ParameterError, SamplingParams
+from model.engine.params import Loc, ParameterError, SamplingParams
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
 from model.engine.sources import build_source
@@ -48,6 +48,11 @@ class WordScore:
     @property
     def perplexity(self) -> float:
         return math.exp(self.loss)
+
+
+class NextChar(NamedTuple):
+    prefix: str  # as the model read it (normalised)
+    probs: np.ndarray  # float64[vocab]: alphabet order, '.' = end
 
 
 @dataclass(frozen=True)
@@ -114,38 +119,45 @@ class LanguageModel:
     def normalise(self, text: str) -> str:
         return self.vocab.normalise(text)
 
-    def encode(self, text: str, field: str) -> list[int]:
-        """Ids of normalised `text`, or a ParameterError naming `field` and every bad character."""
+    def encode(self, text: str, loc: str | Loc) -> list[int]:
+        """Ids of normalised `text`, or a ParameterError at `loc` naming every bad character."""
         try:
             return self.vocab.encode(self.normalise(text))
         except UnknownCharactersError as exc:
-            raise ParameterError(field, str(exc)) from None
+            raise ParameterError(loc, str(exc)) from None
 
-    def next_char_distribution(self, prefix: str = "") -> np.ndarray:
-        """Probabilities[vocab_size] (alphabet order, '.' = end) of the character after `prefix`."""
-        return np.exp(self.source.log_probs(self.source.start(self.encode(prefix, "prefix")))[0])
+    def next_char(self, prefix: str = "") -> NextChar:
+        """The normalised prefix, and the probability (alphabet order, '.' = end) of each character
+        after it; a bad prefix is a ParameterError at "prefix"."""
+        ids = self.encode(prefix, "prefix")
+        probs = np.exp(self.source.log_probs(self.source.start(ids))[0])
+        return NextChar(self.vocab.decode(ids), probs)
 
-    def word_losses(self, words: list[str], loc: str = "words") -> list[WordScore]:
+    def word_losses(self, words: list[str]) -> list[WordScore]:
         """Score each word: every character and the end token, each predicted from all previous
-        characters within the model's context. A bad word is a ParameterError at (loc, index)
-        (at (loc,) when `loc` is not "words"), naming every bad word."""
-        normalised = [self.normalise(w) for w in words]
+        characters within the model's context. Bad words are one ParameterError naming each by its
+        index in `words`."""
         ids, problems = [], []
-        for i, word in enumerate(normalised):
-            where = (loc, i) if loc == "words" else (loc,)
+        for i, word in enumerate(words):
             try:
-                if not word:
-                    raise ParameterError(where, "cannot score an empty word")
-                ids.append(self.encode(word, loc))
+                ids.append(self.encode(word, (i,)))
             except ParameterError as exc:
-                problems.append((where, str(exc)))
+                problems += exc.problems
+                continue
+            if not ids[-1]:
+                problems.append(((i,), "cannot score an empty word"))
         if problems:
             raise ParameterError.of(problems)
         scores = []
-        for word, lps in zip(normalised, self.source.score(ids), strict=True):
+        for word_ids, lps in zip(ids, self.source.score(ids), strict=True):
             lps = lps.tolist()
+            word = self.vocab.decode(word_ids)
             scores.append(WordScore(word, word + BOUNDARY, [math.exp(lp) for lp in lps], [-lp for lp in lps]))
         return scores
+
+    def most_names_drawn(self, n: int, *, novel: bool, max_rounds: int = knobs.NOVEL_MAX_ROUNDS) -> int:
+        """The most names `sample(n, novel=novel, max_rounds=max_rounds)` draws: its cost."""
+        return _draw_size(n) * max_rounds if novel else n
 
     def sample(
         self,
@@ -154,7 +166,7 @@ class LanguageModel:
         seed: int | None = None,
         *,
         novel: bool = False,
-        max_rounds: int = 10,
+        max_rounds: int = knobs.NOVEL_MAX_ROUNDS,
     ) -> SampleResult:
         """Sample `n` names. With `novel`, only distinct names absent from the word list: the
         missing ones are resampled (seeds derived from `seed`) for at most `max_rounds` rounds."""
@@ -166,7 +178,7 @@ class LanguageModel:
         found: dict[str, Sample] = {}
         for round_ in range(max_rounds):
             missing = n - len(found)
-            (batch,) = self.sample_batch([(max(2 * missing, 16), _round_seed(seed, round_))], params)
+            (batch,) = self.sample_batch([(_draw_size(missing), _round_seed(seed, round_))], params)
             for sample in batch:
                 if sample.novel and sample.name not in found and len(found) < n:
                     found[sample.name] = sample
@@ -186,7 +198,7 @@ class LanguageModel:
         params = params.checked(self.vocab)
         prefix = self.vocab.encode(params.prefix)
         seeded = [(n, seed if seed is not None else secrets.randbits(64)) for n, seed in requests]
-        shaping = Shaping(params.temperature, params.top_k, params.top_p, forbid_end_first=not prefix)
+        shaping = Shaping.of(params)
         steps = params.max_length - len(prefix)
         texts, sums, truncated = sample_rows(
             self.source, self.vocab.alphabet, StreamKeys.of_requests(seeded), prefix, steps, shaping
@@ -224,6 +236,11 @@ class LanguageModel:
             "data": self.checkpoint.data,
             "train_command": self.checkpoint.train_args.get("command"),
         }
+
+
+def _draw_size(missing: int) -> int:
+    """Names drawn in one round of novel sampling while `missing` are still to be found."""
+    return max(2 * missing, 16)
 
 
 def _round_seed(seed: int, round_: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 
 from model.vocab import UnknownCharactersError, Vocab
 
@@ -26,14 +26,15 @@ class ParameterError(ValueError):
         return cls(*problems[0], more=problems[1:])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SamplingParams:
     """How names are drawn: shaping of each next-character distribution, and the frame of a name.
 
     `temperature` divides the log-probabilities (< 1 bolder, > 1 wilder); `top_k` keeps the k
     likeliest characters; `top_p` keeps the smallest set of likeliest characters whose
     probability reaches p (nucleus sampling); every name starts with `prefix` (normalised) and
-    has at most `max_length` characters. Frozen and hashable: the service batches requests by it.
+    has at most `max_length` characters. Built by keyword only, so a new field can never be
+    filled by position. Frozen and hashable: the service batches requests by it.
     """
 
     temperature: float = 1.0
@@ -41,28 +42,35 @@ class SamplingParams:
     top_p: float | None = None
     prefix: str = ""
     max_length: int = 32
+    # The alphabet these params were checked against (set by `checked`, ignored by == and hash).
+    checked_for: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def checked(self, vocab: Vocab) -> SamplingParams:
-        """These params with the prefix normalised, or a ParameterError naming what is wrong."""
+        """These params with the prefix normalised, or a ParameterError naming what is wrong.
+        Params already checked for `vocab` come back as they are (no second look at the prefix)."""
+        if self.checked_for == vocab.alphabet:
+            return self
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ParameterError("temperature", f"temperature must be finite and > 0, got {self.temperature}")
         if self.top_k is not None and not 1 <= self.top_k <= vocab.size:
             raise ParameterError("top_k", f"top_k must be between 1 and the vocabulary size ({vocab.size})")
         if self.top_p is not None and not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
             raise ParameterError("top_p", f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_length < 1:
+            raise ParameterError("max_length", f"max_length must be >= 1, got {self.max_length}")
         prefix = vocab.normalise(self.prefix)
         try:
             vocab.check(prefix)
         except UnknownCharactersError as exc:
             raise ParameterError("prefix", str(exc)) from None
-        if self.max_length < 1:
-            raise ParameterError("max_length", f"max_length must be >= 1, got {self.max_length}")
         if len(prefix) > self.max_length:
             raise ParameterError(
                 "prefix", f"prefix has {len(prefix)} characters, more than max_length ({self.max_length})"
             )
-        return (
-            self
-            if prefix == self.prefix
-            else SamplingParams(self.temperature, self.top_k, self.top_p, prefix, self.max_length)
-        )
+        checked = replace(self, prefix=prefix)
+        object.__setattr__(checked, "checked_for", vocab.alphabet)
+        return checked
+
+
+# What a request sets, by name: the API's body maps these fields one to one.
+SAMPLING_FIELDS = tuple(f.name for f in fields(SamplingParams) if f.init)

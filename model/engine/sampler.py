@@ -26,8 +26,8 @@ import numpy as np
 from model.engine import knobs
 from model.engine.shaping import Shaping
 from model.engine.sources import ContextTable, NextCharSource
-from model.families import BOUNDARY_ID
 from model.hashing import GOLDEN_GAMMA, splitmix64
+from model.vocab import BOUNDARY_ID
 
 _MAX_STEPS = np.uint64(1 << 16)  # draws per row the counter leaves room for
 _ONE, _S11 = np.uint64(1), np.uint64(11)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.families import BOUNDARY_ID
+from model.engine.params import SamplingParams
+from model.vocab import BOUNDARY_ID
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,16 @@ class Shaping:
     top_k: int | None = None
     top_p: float | None = None
     forbid_end_first: bool = False
+
+    @classmethod
+    def of(cls, params: SamplingParams) -> Shaping:
+        """The shaping `params` ask for; a name with no prefix is never empty."""
+        return cls(
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            forbid_end_first=not params.prefix,
+        )
 
     @property
     def plain(self) -> bool:

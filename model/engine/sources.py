@@ -20,7 +20,8 @@ import torch
 
 from model.engine import knobs
 from model.engine.shaping import Shaping
-from model.families import BOUNDARY_ID, CharModel
+from model.families import CharModel
+from model.vocab import BOUNDARY_ID
 
 State = Any
 

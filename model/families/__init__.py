@@ -4,11 +4,10 @@
 """
 
 from model.families import bigram, gru, mlp, transformer, wavenet  # noqa: F401  (registers)
-from model.families.base import BOUNDARY_ID, CharModel, FamilyConfig, WindowModel, count_parameters
+from model.families.base import CharModel, FamilyConfig, WindowModel, count_parameters
 from model.families.registry import Family, build_model, family_kinds, get_family
 
 __all__ = [
-    "BOUNDARY_ID",
     "CharModel",
     "Family",
     "FamilyConfig",

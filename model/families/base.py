@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-BOUNDARY_ID = 0  # the '.' token: starts every row, ends every name
+from model.vocab import BOUNDARY_ID
 
 State = Any  # a family's own per-row state: a tensor, or a tuple of tensors
 

@@ -253,3 +253,38 @@ def test_openapi_states_the_constraints(client):
     assert loss["properties"]["word"]["pattern"] == r"^[ \t\n\r]*[A-Za-z]+[ \t\n\r]*$"
     assert schemas["SampleRequest"]["properties"]["top_k"]["anyOf"][0]["maximum"] == 27
     assert "names-mlp" in schemas["SampleRequest"]["properties"]["model"]["anyOf"][0]["enum"]
+
+
+def test_settings_limits_are_422s_like_the_models_own():
+    """NAMEGEN_MAX_N and friends lower the contract's limits; past them the answer is the same 422
+    format, at the field, as a check of the model's."""
+    from fastapi.testclient import TestClient
+
+    from app.settings import Settings
+
+    settings = Settings(default_model="names-mlp", device="cpu", max_n=5, max_words=2, max_length=6)
+    with TestClient(create_app(settings)) as limited:
+        cases = [
+            ("/sample", {"n": 6, "max_length": 6}, ["body", "n"], "n is 6; this server allows at most 5"),
+            ("/sample", {"n": 5, "max_length": 7}, ["body", "max_length"], "max_length is 7; this server allows"),
+            ("/next-char", {"prefix": "abcdefg"}, ["body", "prefix"], "the prefix length is 7"),
+            ("/loss", {"words": ["a", "b", "c"]}, ["body", "words"], "the number of words is 3"),
+            ("/loss", {"words": ["ab", "abcdefg"]}, ["body", "words", 1], "the word length is 7"),
+            ("/loss", {"word": "abcdefg"}, ["body", "word"], "the word length is 7"),
+        ]
+        for path, body, loc, message in cases:
+            response = limited.post(path, json=body)
+            assert response.status_code == 422, (path, body)
+            (error,) = response.json()["detail"]
+            assert error["loc"] == loc and message in error["msg"], error
+        assert limited.post("/sample", json={"n": 5, "max_length": 6, "seed": 1}).status_code == 200
+
+
+def test_a_bad_word_is_named_by_its_field_and_index(client):
+    response = client.post("/loss", json={"words": ["emma", "ka7", "  ", "zoe"]})
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert [e["loc"] for e in errors] == [["body", "words", 1], ["body", "words", 2]]
+    assert "'7'" in errors[0]["msg"] and "empty" in errors[1]["msg"]
+    (error,) = client.post("/loss", json={"word": "Kélvin"}).json()["detail"]
+    assert error["loc"] == ["body", "word"] and "'é'" in error["msg"]

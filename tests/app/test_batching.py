@@ -23,7 +23,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
         calls.append(list(requests))
         return original(requests, params)
 
-    plain, other = SamplingParams(), SamplingParams(0.5, 3, None, "ka", 10)
+    plain, other = SamplingParams(), SamplingParams(temperature=0.5, top_k=3, prefix="ka", max_length=10)
     requests = [(3, 1, plain), (50, 2, plain), (4, 3, other)]
 
     async def run_all():

@@ -46,7 +46,7 @@ def test_engine_steps_equal_the_teacher_forced_forward_pass(models, name):
         with torch.inference_mode():
             expected = torch.log_softmax(network.sequence_logits(torch.tensor([ids]))[0], dim=-1).numpy()
         for t in range(len(ids)):
-            got = np.log(model.next_char_distribution(word[:t]))
+            got = np.log(model.next_char(word[:t]).probs)
             np.testing.assert_allclose(got, expected[t], atol=1e-5, rtol=0)
         scored = model.word_losses([word])[0]
         targets = [*ids[1:], 0]
@@ -63,7 +63,7 @@ def test_samples_follow_the_exact_next_character_distribution(models, name, pref
     names = model.sample(n, SamplingParams(prefix=prefix, max_length=len(prefix) + 1), seed=11).names
     counts = Counter(s.name[len(prefix) :] or "." for s in names)
     observed = np.array([counts.get(c, 0) for c in model.vocab.alphabet], dtype=np.float64)
-    probs = model.next_char_distribution(prefix)
+    probs = model.next_char(prefix).probs
     if not prefix:
         probs = probs.copy()
         probs[0] = 0.0

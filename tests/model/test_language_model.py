@@ -5,13 +5,13 @@ import pytest
 import torch.nn.functional as F
 
 from model.data import build_windows
-from model.engine.params import ParameterError
+from model.engine.params import ParameterError, SamplingParams
 from tests.conftest import sample_names
 
 
 def test_distribution_sums_to_one_and_is_nonnegative(tiny_model):
     for prefix in ["", "ka", "zuzuzu"]:
-        probs = tiny_model.next_char_distribution(prefix)
+        probs = tiny_model.next_char(prefix).probs
         assert probs.shape == (tiny_model.vocab.size,)
         assert (probs >= 0).all()
         assert probs.dtype == np.float64
@@ -22,7 +22,7 @@ def test_word_loss_is_mean_neg_log_of_next_char_distribution(tiny_model):
     word = "kamira"
     expected = []
     for i, target in enumerate(word + "."):
-        probs = tiny_model.next_char_distribution(word[:i])
+        probs = tiny_model.next_char(word[:i]).probs
         expected.append(-math.log(probs[tiny_model.vocab.alphabet.index(target)].item()))
     (score,) = tiny_model.word_losses([word])
     assert score.targets == "kamira."
@@ -45,7 +45,9 @@ def test_word_losses_normalise_and_reject_bad_words(tiny_model):
     assert tiny_model.word_losses(["  KAMI "])[0].word == "kami"
     with pytest.raises(ParameterError) as err:
         tiny_model.word_losses(["ka7mi!"])
-    assert "'7', '!'" in str(err.value) and err.value.problems[0][0] == ("words", 0)
+    assert "'7', '!'" in str(err.value) and err.value.problems[0][0] == (
+        0,
+    )  # the item index: the API names the field
     with pytest.raises(ValueError, match="empty"):
         tiny_model.word_losses(["   "])
 
@@ -73,7 +75,7 @@ def test_top_k_1_is_greedy(tiny_model):
         assert sample_names(tiny_model, 3, top_k=1, seed=seed) == [name] * 3
     greedy = ""
     while len(greedy) < 32:
-        probs = tiny_model.next_char_distribution(greedy)
+        probs = tiny_model.next_char(greedy).probs
         char = tiny_model.vocab.alphabet[int(probs.argmax())]
         if char == ".":
             break
@@ -110,3 +112,19 @@ def test_known_names_in_bulk_agree_with_one_at_a_time(tiny_model, small_word_fil
     names = [w for pair in zip(words, [w + "q" for w in words], strict=True) for w in pair]
     bulk = tiny_model.are_known_names(names)
     assert bulk == [tiny_model.are_known_names([name])[0] for name in names] == [True, False] * 10
+
+
+def test_checked_params_keep_every_field_and_check_once(tiny_model):
+    """Normalising the prefix rebuilds the params by keyword: no other field falls back to its default."""
+    from dataclasses import asdict
+
+    from model.engine.params import SAMPLING_FIELDS
+
+    asked = SamplingParams(temperature=0.5, top_k=3, top_p=0.9, prefix="  KA ", max_length=9)
+    checked = asked.checked(tiny_model.vocab)
+    assert asdict(checked) == {**asdict(asked), "prefix": "ka", "checked_for": tiny_model.vocab.alphabet}
+    assert set(SAMPLING_FIELDS) == {"temperature", "top_k", "top_p", "prefix", "max_length"}
+    assert checked.checked(tiny_model.vocab) is checked  # checked params are not looked at again
+    assert checked == SamplingParams(temperature=0.5, top_k=3, top_p=0.9, prefix="ka", max_length=9)
+    with pytest.raises(TypeError):
+        SamplingParams(0.5)  # keyword only: a new field can never be filled by position

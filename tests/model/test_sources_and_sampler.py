@@ -85,7 +85,7 @@ def test_table_equals_forward_pass_for_every_context(tiny_model):
 def test_distributions_and_losses_match_the_forward_path(tiny_model, forward_model):
     for prefix in ["", "k", "mazo", "rututu"]:
         np.testing.assert_allclose(
-            tiny_model.next_char_distribution(prefix), forward_model.next_char_distribution(prefix), atol=1e-9
+            tiny_model.next_char(prefix).probs, forward_model.next_char(prefix).probs, atol=1e-9
         )
     words = ["kamira", "bo", "zezezeze", "a"]
     for fast, plain in zip(tiny_model.word_losses(words), forward_model.word_losses(words), strict=True):
@@ -142,6 +142,27 @@ def test_cdf_respects_top_k_temperature_and_forbidden_column():
     cdf = cdf_from_log_probs(log_probs, temperature=0.5, forbid=3)
     weights = np.array([0.01, 0.04, 0.09, 0])
     np.testing.assert_allclose(np.diff(cdf, prepend=0.0), [weights / weights.sum()])
+    assert cdf[0, -1] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,kept",
+    [
+        # probabilities 0.1, 0.2, 0.3, 0.4: the likeliest first, until their mass reaches p
+        ({"top_p": 0.4}, [0, 0, 0, 1]),  # 0.4 alone reaches 0.4
+        ({"top_p": 0.5}, [0, 0, 3 / 7, 4 / 7]),  # 0.4 < 0.5 <= 0.4 + 0.3
+        ({"top_p": 0.85}, [0, 2 / 9, 3 / 9, 4 / 9]),  # 0.7 < 0.85 <= 0.9
+        ({"top_p": 1.0}, [0.1, 0.2, 0.3, 0.4]),
+        # after the temperature: weights 1, 4, 9, 16 (/30); 16/30 < 0.6 <= 25/30
+        ({"top_p": 0.6, "temperature": 0.5}, [0, 0, 9 / 25, 16 / 25]),
+        # after top_k: 0.2, 0.3, 0.4 (/0.9); 4/9 < 0.5 <= 7/9
+        ({"top_p": 0.5, "top_k": 3}, [0, 0, 3 / 7, 4 / 7]),
+    ],
+)
+def test_top_p_keeps_the_smallest_likeliest_set_holding_p(kwargs, kept):
+    """Nucleus sampling, checked against a hand computation of the kept set and its renormalised mass."""
+    cdf = cdf_from_log_probs(np.log(np.array([[0.1, 0.2, 0.3, 0.4]])), **kwargs)
+    np.testing.assert_allclose(np.diff(cdf, prepend=0.0), [kept], atol=1e-15)
     assert cdf[0, -1] == 1.0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from app.api.text import SPACES
 from app.main import create_app
 from app.serving.service import Service
 from app.settings import Settings
+from model.vocab import SPACES
 
 # The app with its models loaded (schemathesis calls it without a lifespan), so the document names
 # the loaded models and their alphabet; loaded at import, as schemathesis reads the schema then.
