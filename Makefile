@@ -40,7 +40,7 @@ test: $(STAMP)
 
 # Retrains every committed checkpoint with the command recorded in it (see the README's Training).
 train: $(STAMP)
-	for family in bigram mlp wavenet gru transformer; do \
+	for family in $$($(BIN)/python -c 'from model.families import family_kinds; print(*family_kinds())'); do \
 		$(BIN)/python -m model.train --family $$family --data ../shared/data/names.txt \
 			--out weights/names-$$family.safetensors || exit 1; \
 	done

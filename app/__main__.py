@@ -149,14 +149,7 @@ def serve(app_factory: str = "app.main:create_app") -> None:
     for problem in (check_address(settings.host, settings.port), check_file_limit(settings.max_connections)):
         if problem is not None:
             sys.exit(f"namegen cannot start: {problem}")
-    limits = Limits(
-        max_header_bytes=settings.max_header_bytes,
-        header_timeout=settings.header_timeout,
-        body_timeout=settings.body_timeout,
-        send_timeout=settings.send_timeout,
-        max_unsent_bytes=settings.max_unsent_bytes,
-        max_connections=settings.max_connections,
-    )
+    limits = Limits.of(settings)
     app = import_from_string(app_factory)()
     config = uvicorn.Config(
         app,

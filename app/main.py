@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="namegen",
         summary="Invent new names and score names with a character-level neural language model.",
-        version="0.1.0",
+        version=version("namegen"),
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
         docs_url=None,  # app.api.pages serves /docs from local assets; ReDoc would need a CDN

@@ -11,7 +11,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.examples import BATCH_LOSS_EXAMPLE, WORD_LOSS_EXAMPLE
+from app.api.schemas import MODEL_MARK, TEXT_MARK
 from app.api.text import pattern
+from app.settings import Settings
+from model.families import family_kinds
+
+
+def _default_kib(setting: str) -> str:
+    """A byte limit's default, as people read it: "16 KiB by default"."""
+    return f"{Settings.model_fields[setting].default // 1024} KiB by default"
 
 
 def _json_error(description: str, example: str) -> dict[str, Any]:
@@ -57,12 +65,16 @@ HTTP_LIMITS: dict[str, dict[str, Any]] = {
         "request not complete in time",
     ),
     "431": _text_error(
-        "The request line and headers are larger than NAMEGEN_MAX_HEADER_BYTES (16 KiB)",
+        "The request line and headers are larger than NAMEGEN_MAX_HEADER_BYTES "
+        f"({_default_kib('max_header_bytes')})",
         "request line or headers too large",
     ),
 }
 BODY_ERRORS: dict[str, dict[str, Any]] = {
-    "413": _text_error("The body is larger than NAMEGEN_MAX_BODY_BYTES (256 KiB)", "Content Too Large"),
+    "413": _text_error(
+        f"The body is larger than NAMEGEN_MAX_BODY_BYTES ({_default_kib('max_body_bytes')})",
+        "Content Too Large",
+    ),
     "415": _json_error(
         "The body is not JSON",
         "send the body as JSON, 'Content-Type: application/json' (got text/plain)",
@@ -94,25 +106,20 @@ ERROR_DETAIL = {
 }
 
 
-def _text_patterns(app: FastAPI, components: dict[str, Any]) -> None:
-    """The text rule (`app.api.text`) as a `pattern` on every prefix and word, and the loaded models'
-    names as the `model` field's enum (an unknown model is a 422)."""
+def _loaded_models_rules(app: FastAPI, components: dict[str, Any]) -> None:
+    """Every field the schemas mark (`TEXT_MARK`, `MODEL_MARK`) gets what the loaded models accept:
+    the text rule (`app.api.text`) as a `pattern`, the models' names as an enum (an unknown model is a
+    422). Derived from the schemas, so a new body with a prefix, a word or a model gets them too."""
     service = app.state.service
     models = list(service.models.values()) if service is not None else []
-    if not models:
-        return  # nothing loaded (a schema built before start-up): the descriptions still say it
-    for name, field, at_least_one in (
-        ("SampleRequest", "prefix", False),
-        ("NextCharRequest", "prefix", False),
-        ("LossRequest", "word", True),
-    ):
-        components[name]["properties"][field]["pattern"] = pattern(models, at_least_one)
-    components["LossRequest"]["properties"]["words"]["items"]["pattern"] = pattern(models, True)
-    for name in ("SampleRequest", "NextCharRequest", "LossRequest"):  # the loaded models, by name
-        components[name]["properties"]["model"]["anyOf"] = [
-            {"type": "string", "enum": list(service.models)},
-            {"type": "null"},
-        ]
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            for node in (prop, prop.get("items", {})):
+                text = node.pop(TEXT_MARK, None)
+                if text is not None and models:
+                    node["pattern"] = pattern(models, at_least_one=text == "letters")
+                if node.pop(MODEL_MARK, None) and models:
+                    node["anyOf"] = [{"type": "string", "enum": list(service.models)}, {"type": "null"}]
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:
@@ -140,9 +147,10 @@ def openapi(app: FastAPI) -> dict[str, Any]:
             if "404" in responses and "content" not in responses["404"]:  # GET /models/{name}
                 responses["404"] = _json_error(
                     responses["404"]["description"],
-                    "unknown model 'lstm'; available: names-bigram, names-gru, names-mlp, names-wavenet",
+                    "unknown model 'lstm'; available: "
+                    + ", ".join(f"names-{k}" for k in sorted(family_kinds())),
                 )
-    _text_patterns(app, components)
+    _loaded_models_rules(app, components)
     for name in ("SampleRequest",):  # pydantic writes these bounds as floats; 2**63 - 1 is no float
         components[name]["properties"]["seed"]["anyOf"][0].update(minimum=0, maximum=2**63 - 1)
         for field in ("n", "max_length"):

@@ -17,6 +17,7 @@ from app.api.examples import (
 )
 from app.settings import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
 from model.engine.params import SAMPLING_FIELDS, SamplingParams
+from model.families import family_kinds
 
 # Names are made of the model's alphabet (every committed model: a-z, input lowercased), with
 # surrounding spaces, tabs and newlines stripped. The app checks exactly that (`app.api.text`) before a
@@ -41,24 +42,33 @@ def _no_lone_surrogates(text: str | None) -> str | None:
 
 
 ValidText = AfterValidator(_no_lone_surrogates)
+# Marks the OpenAPI document (`app.api.openapi`) replaces with what the loaded models accept: the
+# text rule as a `pattern` ("any": may be empty; "letters": at least one letter), the names as an enum.
+TEXT_MARK, MODEL_MARK = "x-namegen-text", "x-namegen-model"
 Prefix = Annotated[
     str,
     Field(max_length=MAX_LENGTH),
     ValidText,
-    Field(description="Text the name starts with. " + TEXT_RULE),
+    Field(description="Text the name starts with. " + TEXT_RULE, json_schema_extra={TEXT_MARK: "any"}),
 ]
 Word = Annotated[
     str,
     Field(min_length=1, max_length=MAX_LENGTH),
     ValidText,
-    Field(description="A name to score (at least one letter). " + TEXT_RULE),
+    Field(
+        description="A name to score (at least one letter). " + TEXT_RULE,
+        json_schema_extra={TEXT_MARK: "letters"},
+    ),
 ]
 
 
 ModelName = Annotated[
     str | None,
     ValidText,
-    Field(description="Which loaded model answers (GET /models lists them); the default model when absent."),
+    Field(
+        description="Which loaded model answers (GET /models lists them); the default model when absent.",
+        json_schema_extra={MODEL_MARK: True},
+    ),
 ]
 
 STRICT_INTEGER = 'A JSON integer: 1 or 1.0 (JSON Schema counts both as integers), not 1.5, "1" or true.'
@@ -239,7 +249,7 @@ class ModelInfo(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [MODEL_EXAMPLE]})
 
     name: str
-    family: str = Field(description="bigram, mlp, wavenet, gru or transformer")
+    family: str = Field(description="The model family: " + ", ".join(family_kinds()) + ".")
     config: dict[str, Any] = Field(description="The family's configuration, as stored in the checkpoint.")
     parameters: int
     context: int | None = Field(

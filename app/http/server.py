@@ -21,6 +21,17 @@ The cost on a request is a few attribute checks and one timer for a request with
 `Server` reports not ready on SIGTERM: /health answers 503 for `drain_delay` seconds while
 everything else is still served, then uvicorn stops accepting, finishes what it accepted (for at
 most `shutdown_timeout` seconds) and exits.
+
+This leans on uvicorn's internals, so pyproject pins uvicorn to the minor release it was written
+against (0.54). What it relies on, checked by tests/system/test_limits.py's
+`test_the_uvicorn_internals_the_server_relies_on_are_there` (which fails loudly if one moves):
+- `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol`, subclassed: its hooks
+  `connection_made`, `connection_lost`, `data_received`, `on_headers_complete`,
+  `on_message_complete`, `pause_writing`, `resume_writing`, `shutdown`; its attributes
+  `connections`, `cycle` (`keep_alive`, `response_complete`), `transport`, `loop`; and the private
+  `_unset_keepalive_if_required`;
+- `uvicorn.Server`, subclassed: `handle_exit`, `on_tick`, `should_exit` and the private
+  `_captured_signals`.
 """
 
 from __future__ import annotations
@@ -30,24 +41,34 @@ import logging
 import time
 from asyncio import TimerHandle
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import FrameType
 from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.settings import Settings
+
 log = logging.getLogger("uvicorn.error")
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_header_bytes: int = 16 * 1024
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    send_timeout: float = 30.0
-    max_unsent_bytes: int = 16 * 1024 * 1024
-    max_connections: int = 512
+    """The limits this layer enforces. Each field is named after its NAMEGEN_ setting, which holds
+    the default and the bounds: `Limits.of(settings)`."""
+
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    send_timeout: float
+    max_unsent_bytes: int
+    max_connections: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The limits `settings` set."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 class _RateLimitedLog:
@@ -94,7 +115,7 @@ _503 = _plain(b"503 Service Unavailable", b"too many connections").replace(
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    limits: ClassVar[Limits] = Limits()
+    limits: ClassVar[Limits]  # set by `protocol_class`
     # Connections whose writes are paused (the client is not reading), oldest stall first: shared
     # by every connection of the process, for the `max_unsent_bytes` budget.
     stalled: ClassVar[dict[LimitedHttpToolsProtocol, float]] = {}

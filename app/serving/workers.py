@@ -23,8 +23,6 @@ from model.engine.language_model import LanguageModel
 
 T = TypeVar("T")
 
-DEFAULT_MAX_QUEUE = 256  # heavy jobs waiting or running; each holds at most a few MB
-
 
 class Overloaded(Exception):
     """More heavy work is waiting than the server accepts: answered 503 with Retry-After."""
@@ -40,7 +38,9 @@ def usable_cores() -> int:
 
 
 class ModelRunner:
-    def __init__(self, threads: int | None = None, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+    def __init__(self, threads: int | None, max_queue: int) -> None:
+        """`threads` workers (None: the usable cores) and at most `max_queue` jobs waiting or
+        running (NAMEGEN_WORKERS, NAMEGEN_MAX_QUEUE)."""
         self.threads = threads or usable_cores()
         self.max_queue = max_queue
         self.limiter = anyio.CapacityLimiter(self.threads)

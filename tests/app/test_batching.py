@@ -15,7 +15,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
     tiny_model, inline_max_names, monkeypatch
 ):
     monkeypatch.setattr(knobs, "INLINE_MAX_NAMES", inline_max_names)
-    batcher = SampleBatcher(ModelRunner())
+    batcher = SampleBatcher(ModelRunner(threads=2, max_queue=16))
     calls = []
     original = tiny_model.sample_batch
 
@@ -41,7 +41,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
 
 
 def test_an_error_reaches_every_waiting_request(tiny_model):
-    batcher = SampleBatcher(ModelRunner())
+    batcher = SampleBatcher(ModelRunner(threads=2, max_queue=16))
 
     async def run_all():
         bad = SamplingParams(prefix="q!")  # '!' is outside the alphabet

@@ -8,7 +8,7 @@ from app.serving.workers import ModelRunner
 
 
 def test_small_table_work_runs_inline_and_big_work_on_a_worker(tiny_model, forward_tiny_model):
-    runner = ModelRunner(threads=2)
+    runner = ModelRunner(threads=2, max_queue=16)
     assert tiny_model.rows_independent and not forward_tiny_model.rows_independent
 
     async def where() -> tuple[int, ...]:
@@ -26,7 +26,7 @@ def test_small_table_work_runs_inline_and_big_work_on_a_worker(tiny_model, forwa
 
 
 def test_workers_are_capped_at_threads(forward_tiny_model):
-    runner = ModelRunner(threads=2)
+    runner = ModelRunner(threads=2, max_queue=16)
     running, most = 0, 0
     lock = threading.Lock()
 

@@ -212,3 +212,33 @@ def test_limits_are_documented_settings():
 
     for name in ("max_header_bytes", "header_timeout", "body_timeout", "send_timeout", "max_unsent_bytes"):
         assert Settings.model_fields[name].description
+
+
+def test_the_uvicorn_internals_the_server_relies_on_are_there():
+    """app/http/server.py's docstring lists what it takes from uvicorn's internals; a uvicorn that
+    moved any of it must fail here, not in production."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.server import ServerState
+
+    hooks = ["connection_made", "connection_lost", "data_received", "on_headers_complete",
+             "on_message_complete", "pause_writing", "resume_writing", "shutdown"]  # fmt: skip
+    for name in [*hooks, "_unset_keepalive_if_required"]:
+        assert callable(getattr(HttpToolsProtocol, name, None)), f"HttpToolsProtocol.{name} moved"
+    for name in ("handle_exit", "on_tick"):
+        assert callable(getattr(uvicorn.Server, name, None)), f"uvicorn.Server.{name} moved"
+
+    async def instances() -> None:
+        config = uvicorn.Config(app=lambda scope, receive, send: None, loop="none")
+        config.load()
+        protocol = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        for name in ("connections", "cycle", "transport", "loop"):
+            assert hasattr(protocol, name), f"HttpToolsProtocol().{name} moved"
+        server = uvicorn.Server(config)
+        assert isinstance(server._captured_signals, list) and server.should_exit is False
+
+    asyncio.run(instances())
+    cycle_fields = RequestResponseCycle.__init__.__code__.co_names
+    assert {"keep_alive", "response_complete"} <= set(cycle_fields), "RequestResponseCycle fields moved"
