@@ -7,11 +7,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import httpx
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -87,19 +84,3 @@ def run_wrk(url: str, body: dict | None, concurrency: int, seconds: float) -> Lo
         p99_ms=_ms(percentiles["99"]) if requests else None,
         requests=requests,
     )
-
-
-def wait_until_healthy(proc: subprocess.Popen, url: str, limit_s: float) -> None:
-    """Poll `url`/health until it answers 200; RuntimeError if `proc` exits or `limit_s` passes."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited during start-up (exit code {proc.returncode})")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not become healthy within {limit_s:.0f} s")

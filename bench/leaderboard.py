@@ -24,12 +24,12 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
+from bench.processes import ROOT
 from model.atomic import write_atomically
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
 from model.training.plots import save_figure
 
-ROOT = Path(__file__).resolve().parents[1]
 NOVELTY_SAMPLE = 2000  # names drawn at temperature 1 for the novel / distinct shares
 SEED = 2026
 

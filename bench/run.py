@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,9 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
-from bench.http_load import run_wrk, wait_until_healthy
+from bench.http_load import run_wrk
+from bench.processes import ROOT, rss_mb, start_server
+from bench.report import MLP, TARGETS, render_markdown
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop
 from model.data import read_words, split_words
@@ -37,9 +37,7 @@ from model.families.mlp import RECIPE, MLPConfig
 from model.training.examples import Windows
 from model.vocab import Vocab
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
-MLP = "names-mlp"  # the seed's model, kept to its own targets beside the default
 REFERENCE_WORDS = ROOT.parent / "shared" / "data" / "names.txt"
 
 
@@ -65,26 +63,6 @@ ENDPOINTS: list[tuple[str, str, dict | None]] = [
     *[(f"mlp {name}", path, {"model": MLP, **body}) for name, path, body in REQUESTS],
     *[(f"default {name}", path, body) for name, path, body in REQUESTS],
 ]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def start_server(port: int) -> subprocess.Popen:
-    env = {**os.environ, "NAMEGEN_PORT": str(port), "NAMEGEN_HOST": "127.0.0.1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.server"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until_healthy(proc, f"http://127.0.0.1:{port}", 60)
-    return proc
 
 
 def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:
@@ -141,7 +119,7 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(port)
+    proc = start_server(port, module="bench.server", limit_s=60)
     client = httpx.Client(base_url=base)
     try:
         for _, path, body in ENDPOINTS:  # warm-up: every code path once under load
@@ -185,139 +163,6 @@ def measure_training(steps: int, data: Path | None, rounds: int) -> dict:
     result["round_ratios"] = ratios
     result["speed_ratio"] = statistics.median(ratios)
     return result
-
-
-TARGETS = [
-    ("mlp /sample n=1 at c=16 >= 0.7x bare", lambda r: _ratio(r, "mlp sample n=1") >= 0.7),
-    ("mlp /next-char at c=16 >= 0.7x bare", lambda r: _ratio(r, "mlp next-char") >= 0.7),
-    ("mlp /loss 1 word at c=16 >= 0.7x bare", lambda r: _ratio(r, "mlp loss 1 word") >= 0.7),
-    ("mlp /sample n=100 at c=16 >= 0.5x bare", lambda r: _ratio(r, "mlp sample n=100") >= 0.5),
-    ("mlp /loss 1,000 words p50 < 50 ms (c=1)", lambda r: _p50(r, "mlp loss 1,000 words") < 50),
-    (
-        "mlp sampler n=10,000 >= 100,000 names/s",
-        lambda r: _sampling(r, MLP, 10_000)["sampler_names_per_s"] >= 1e5,
-    ),
-    ("mlp sampler n=10,000 >= 100x naive", lambda r: _sampling(r, MLP, 10_000)["speedup"] >= 100),
-    ("default /sample n=1 at c=16 >= 0.5x bare", lambda r: _ratio(r, "default sample n=1") >= 0.5),
-    ("default /loss 1,000 words p50 < 100 ms (c=1)", lambda r: _p50(r, "default loss 1,000 words") < 100),
-    ("default sampler n=10,000 >= 10,000 names/s", lambda r: _names_per_s(r, r["default_model"]) >= 10_000),
-    (
-        "default sampler n=10,000 >= 10x makemore's generate",
-        lambda r: _sampling(r, r["default_model"], 10_000)["speedup_vs_makemore"] >= 10,
-    ),
-    ("training steps/s >= notebook loop", lambda r: r["training"]["speed_ratio"] >= 1.0),
-    (
-        "server RSS after load (every model) < 500 MB",
-        lambda r: r["http"]["memory"]["rss_mb_after_load"] < 500,
-    ),
-]
-
-
-def _ratio(results: dict, name: str) -> float:
-    return results["http"]["endpoints"][name]["16"]["ratio_to_bare"]
-
-
-def _p50(results: dict, name: str) -> float:
-    return results["http"]["endpoints"][name]["1"]["p50_ms"] or math.inf
-
-
-def _names_per_s(results: dict, model: str) -> float:
-    return _sampling(results, model, 10_000)["sampler_names_per_s"]
-
-
-def _rss(results: dict) -> float:
-    return results["http"]["memory"]["rss_mb_after_load"]
-
-
-def _sampling(results: dict, model: str, n: int) -> dict:
-    return next(row for row in results["sampling"][model] if row["n"] == n)
-
-
-def _ms(value: float | None) -> str:
-    return "none completed" if value is None else f"{value:.2f}"
-
-
-def render_markdown(results: dict) -> str:
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Command: `{results['command']}`  ",
-        f"Machine: {results['machine']}  ",
-        f"Run: {results['date']}, {results['wall_seconds']:.0f} s in all. Load generator: wrk "
-        f"(1 thread, separate process), {results['seconds']} s per run.",
-        "",
-    ]
-    http = results["http"]["endpoints"]
-    concurrencies = list(http["bare"])
-    bare_ranges = ", ".join(
-        f"c={c} {min(runs):.0f}-{max(runs):.0f}" for c, runs in results["http"]["bare_runs"].items()
-    )
-    lines += [
-        "## HTTP",
-        "",
-        f"Each endpoint ran {results['pairs']} times, each time right after a run of the bare endpoint; a",
-        "cell shows the run whose ratio to its bare run is the median (all ratios are in results.json).",
-        f"The bare row is the median bare run (req/s ranges: {bare_ranges}).",
-        "",
-        "| endpoint | "
-        + " | ".join(f"c={c} req/s | c={c} x bare | c={c} p50 / p99 ms" for c in concurrencies)
-        + " |",
-        "| --- |" + " ---: | ---: | ---: |" * len(concurrencies),
-    ]
-    for name, cells in http.items():
-        row = [
-            f"{cells[c]['requests_per_second']:.0f} | {cells[c]['ratio_to_bare']:.2f} | "
-            f"{_ms(cells[c]['p50_ms'])} / {_ms(cells[c]['p99_ms'])}"
-            for c in concurrencies
-        ]
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
-    mem = results["http"]["memory"]
-    lines += [
-        "",
-        "## Memory (server RSS, MB)",
-        "",
-        f"After warm-up {mem['rss_mb_after_warmup']:.0f}; after the load {mem['rss_mb_after_load']:.0f}; "
-        f"after each repeat of the load: {', '.join(f'{v:.0f}' for v in mem['rss_mb_after_each_repeat'])}.",
-        "",
-        "## In-process sampling (names/s, median; one torch/BLAS thread)",
-        "",
-        f"The default model is `{results['default_model']}`. The notebook loop draws one name at a time; "
-        "makemore's generate draws all names together but forwards the whole growing prefix at every "
-        "step. Both are timed on at most the number of names shown.",
-        "",
-        "| model | n | sampler | notebook loop | makemore generate | vs notebook | vs makemore |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for model, rows in results["sampling"].items():
-        for row in rows:
-            lines.append(
-                f"| {model} | {row['n']:,} | {row['sampler_names_per_s']:,.0f} | "
-                f"{row['naive_names_per_s']:,.0f} | {row['makemore_names_per_s']:,.0f} "
-                f"(timed on {row['naive_timed_on']}) | {row['speedup']:,.0f}x | "
-                f"{row['speedup_vs_makemore']:,.1f}x |"
-            )
-    t = results["training"]
-    lines += [
-        "",
-        f"## Training ({t['steps']} steps, batch {t['batch_size']}, {t['data']})",
-        "",
-        f"{t['rounds']} runs of each loop, alternating; the ratio is the median of the per-round ratios "
-        f"({', '.join(f'{r:.2f}' for r in t['round_ratios'])}).",
-        "",
-        f"| loop | steps/s (median of {t['rounds']}) | val loss after the steps |",
-        "| --- | ---: | ---: |",
-        f"| model.training | {t['project']['steps_per_s']:.0f} | {t['project']['val_loss']:.4f} |",
-        f"| notebook (plain tensors, randn init) | {t['notebook']['steps_per_s']:.0f} | "
-        f"{t['notebook']['val_loss']:.4f} |",
-        f"| ratio | {t['speed_ratio']:.2f}x | |",
-        "",
-        "## Targets",
-        "",
-        "| target | met |",
-        "| --- | --- |",
-    ]
-    lines += [f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in results["targets"].items()]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,25 +26,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.http_load import wait_until_healthy
+from bench.processes import HOST, ROOT, free_port, rss_mb, start_server
 
-ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"  # never anything else
 LONG_WORD = ("abcdefghijklmnopqrstuvwxyz" * 3)[:64]
 BIG_LOSS = json.dumps({"words": [LONG_WORD] * 1000}).encode()  # answered with about 4.4 MB
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class RssSampler(threading.Thread):
@@ -67,18 +49,6 @@ class RssSampler(threading.Thread):
 
     def peak_since(self, index: int) -> float:
         return max((mb for _, mb in self.samples[index:]), default=float("nan"))
-
-
-def start_server(root: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "NAMEGEN_HOST": HOST, "NAMEGEN_PORT": str(port), "NAMEGEN_DEVICE": "cpu",
-           "NAMEGEN_ACCESS_LOG": "false"}  # fmt: skip
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=root, env=env, stdout=out, stderr=out)
-    try:
-        wait_until_healthy(proc, f"http://{HOST}:{port}", 120)
-    except RuntimeError as exc:
-        raise SystemExit(f"{exc}: {log.read_text()}") from None
-    return proc
 
 
 def request_mix(models: list[str]) -> list[tuple[str, str, dict | None, bool]]:
@@ -232,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{HOST}:{port}"
     args.out.mkdir(parents=True, exist_ok=True)
     server_log = Path(tempfile.mkdtemp()) / "soak-server.log"
-    proc = start_server(args.root, port, server_log)
+    try:
+        proc = start_server(
+            port, root=args.root, log=server_log, env={"NAMEGEN_DEVICE": "cpu", "NAMEGEN_ACCESS_LOG": "false"}
+        )
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     sampler = RssSampler(proc.pid)
     sampler.start()
     results: dict = {"root": str(args.root), "rss_mb_idle_start": rss_mb(proc.pid), "log": str(server_log)}

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from bench.http_load import wrk_path
-from bench.run import TARGETS, main
+from bench.report import TARGETS
+from bench.run import main
 
 
 @pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed (apt-get install wrk)")
