@@ -4,7 +4,6 @@
 - `schemas`: request and response bodies, with limits, descriptions and examples.
 - `examples`: the OpenAPI response examples (real answers of the committed checkpoints).
 - `errors`: orjson responses, the 422 format (FastAPI's, bounded), settings-limit errors, the 503.
-- `text`: the text rule every name, prefix and word follows, and its OpenAPI pattern.
-- `openapi`: the OpenAPI document with every status the server sends.
+- `openapi`: the OpenAPI document: every status the server sends, the text rule as a pattern.
 - `pages`: the playground at `/` and Swagger UI at `/docs`, served offline.
 """

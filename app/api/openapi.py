@@ -5,6 +5,8 @@ the /loss request and response.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,8 +14,8 @@ from fastapi.openapi.utils import get_openapi
 
 from app.api.examples import BATCH_LOSS_EXAMPLE, WORD_LOSS_EXAMPLE
 from app.api.schemas import MODEL_MARK, TEXT_MARK
-from app.api.text import pattern
 from app.settings import Settings
+from model.engine.language_model import LanguageModel
 from model.families import family_kinds
 
 
@@ -106,9 +108,22 @@ ERROR_DETAIL = {
 }
 
 
+def pattern(models: Iterable[LanguageModel], at_least_one: bool) -> str:
+    """The rule as an ECMA/Python regular expression over the union of the models' input characters."""
+    chars = sorted(set("".join(m.vocab.input_characters for m in models)))
+    runs: list[list[str]] = []  # contiguous code points as ranges: [A-Za-z], not 52 characters
+    for c in chars:
+        if runs and ord(c) == ord(runs[-1][-1]) + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    ranges = "".join(re.escape(r[0]) + ("-" + re.escape(r[-1]) if len(r) > 1 else "") for r in runs)
+    return rf"^[ \t\n\r]*[{ranges}]{'+' if at_least_one else '*'}[ \t\n\r]*$"
+
+
 def _loaded_models_rules(app: FastAPI, components: dict[str, Any]) -> None:
     """Every field the schemas mark (`TEXT_MARK`, `MODEL_MARK`) gets what the loaded models accept:
-    the text rule (`app.api.text`) as a `pattern`, the models' names as an enum (an unknown model is a
+    the text rule (`Vocab.normalise`) as a `pattern`, the models' names as an enum (an unknown model is a
     422). Derived from the schemas, so a new body with a prefix, a word or a model gets them too."""
     service = app.state.service
     models = list(service.models.values()) if service is not None else []

@@ -20,8 +20,9 @@ from model.engine.params import SAMPLING_FIELDS, SamplingParams
 from model.families import family_kinds
 
 # Names are made of the model's alphabet (every committed model: a-z, input lowercased), with
-# surrounding spaces, tabs and newlines stripped. The app checks exactly that (`app.api.text`) before a
-# model sees the text, so the `pattern` the OpenAPI document gives (`app.api.openapi`) is what is enforced.
+# surrounding spaces, tabs and newlines stripped. The model checks exactly that
+# (`model.vocab.Vocab.normalise`) before it reads the text, so the `pattern` the OpenAPI document
+# gives (`app.api.openapi`) is what is enforced.
 TEXT_RULE = (
     "Letters of the model's alphabet (GET /models lists it; a-z for every committed model, uppercase "
     "lowercased), optionally surrounded by spaces, tabs or newlines, which are stripped. Any other "
