@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -13,9 +15,12 @@ from app.serving.batching import SampleBatcher
 from app.serving.workers import ModelRunner
 from app.settings import Settings
 from model.checkpoint import CheckpointError
+from model.data import REFERENCE_SHA256
 from model.device import resolve_device
 from model.engine.language_model import LanguageModel, SampleResult
 from model.engine.params import ParameterError, SamplingParams
+
+log = logging.getLogger("uvicorn.error")
 
 
 class StartupError(RuntimeError):
@@ -53,8 +58,27 @@ def load_models(settings: Settings) -> dict[str, LanguageModel]:
     return models
 
 
+def dataset_of(model: LanguageModel) -> str:
+    """Which word list a model was trained on: its sha256 (or its file name when none is recorded)."""
+    data = model.checkpoint.data
+    return str(data.get("sha256") or data.get("source") or "unknown")
+
+
+def comparable_models(models: dict[str, LanguageModel]) -> list[str]:
+    """The models whose val losses may be compared: those trained on the reference word list when
+    any is, else the largest group trained on one list (the first loaded, on a tie). Val losses
+    on different word lists say nothing about which model is better."""
+    groups: dict[str, list[str]] = {}
+    for name, model in models.items():
+        groups.setdefault(dataset_of(model), []).append(name)
+    if REFERENCE_SHA256 in groups:
+        return groups[REFERENCE_SHA256]
+    return max(groups.values(), key=len)
+
+
 def choose_default(models: dict[str, LanguageModel], wanted: str | None) -> str:
-    """NAMEGEN_DEFAULT_MODEL when set (it must be loaded), else the model with the lowest val loss."""
+    """NAMEGEN_DEFAULT_MODEL when set (it must be loaded), else the model with the lowest val loss
+    among the comparable ones (`comparable_models`), with a warning when the word lists differ."""
     if wanted is not None:
         if wanted not in models:
             raise StartupError(
@@ -67,7 +91,30 @@ def choose_default(models: dict[str, LanguageModel], wanted: str | None) -> str:
         value = models[name].checkpoint.metrics.get("val_loss")
         return value if isinstance(value, int | float) and math.isfinite(value) else math.inf
 
-    return min(models, key=val_loss)
+    candidates = comparable_models(models)
+    default = min(candidates, key=val_loss)
+    others = [name for name in models if name not in candidates]
+    if others:
+        sources = ", ".join(
+            f"{name}: {describe_data(models[name].checkpoint.data)['source']} "
+            f"(sha256 {dataset_of(models[name])[:12]})"
+            for name in models
+        )
+        log.warning(
+            "checkpoints trained on different word lists (%s): the default, %s, is the best on val "
+            "among %s; %s not compared (NAMEGEN_DEFAULT_MODEL chooses one)",
+            sources,
+            default,
+            ", ".join(candidates),
+            ", ".join(others),
+        )
+    return default
+
+
+def describe_data(data: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's data provenance for people: the word list's file name, never a local path."""
+    source = data.get("source")
+    return {**data, "source": PurePath(source).name} if isinstance(source, str) else data
 
 
 @dataclass(frozen=True)
@@ -121,4 +168,5 @@ class Service:
         return SampleResult(await self.batcher.sample(model, n, seed, params), complete=True)
 
     def describe(self, model: LanguageModel) -> dict:
-        return {**model.describe(), "default": model.name == self.default_name}
+        info = model.describe()
+        return {**info, "data": describe_data(info["data"]), "default": model.name == self.default_name}
