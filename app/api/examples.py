@@ -107,7 +107,7 @@ MODEL_EXAMPLE: dict[str, Any] = {
         "threads": 1,
     },
     "data": {
-        "source": "../shared/data/names.txt",
+        "source": "names.txt",
         "sha256": "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
         "word_count": 29494,
         "split_seed": 42,

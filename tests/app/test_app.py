@@ -29,7 +29,7 @@ def test_health_and_model(client):
     ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
     assert info["name"] == "names-mlp"
     assert info["metrics"] == ckpt.metrics
-    assert info["data"] == ckpt.data
+    assert info["data"] == {**ckpt.data, "source": "names.txt"}  # a file name, never a local path
     assert info["config"] == {
         "vocab_size": 27,
         "block_size": 3,
