@@ -24,7 +24,7 @@ from uvicorn.main import STARTUP_FAILURE
 
 from app.http.logs import log_config
 from app.http.server import Limits, Server, protocol_class
-from app.settings import Settings, get_settings
+from app.settings import FLAG_NAMES, Settings, get_settings, setting_label
 
 # flag -> (setting, help). Only the settings a person starting a server by hand reaches for; every
 # other one stays an environment variable.
@@ -66,11 +66,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def flag_of(name: str) -> str:
+    """The flag that sets setting `name`."""
+    return next((flag for flag, (setting, _) in FLAGS.items() if setting == name), "--no-access-log")
+
+
 def apply_flags(args: argparse.Namespace) -> None:
     """Set each given flag's NAMEGEN_* variable: the app factory, which uvicorn calls, reads them."""
     for name, value in vars(args).items():
         if value is not None:
             os.environ[f"NAMEGEN_{name.upper()}"] = str(value)
+            FLAG_NAMES[name] = flag_of(name)
     get_settings.cache_clear()
 
 
@@ -98,7 +104,7 @@ def check_address(host: str, port: int) -> str | None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
-        return f"NAMEGEN_HOST {host!r} is not an address of this machine: {exc}"
+        return f"{setting_label('host')} {host!r} is not an address of this machine: {exc}"
     for family, kind, proto, _, address in infos:
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -107,8 +113,8 @@ def check_address(host: str, port: int) -> str | None:
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                    return f"NAMEGEN_PORT {port}: cannot listen on {host}:{port}: {reason}"
-                return f"NAMEGEN_HOST {host!r}: cannot listen on {host}:{port}: {reason}"
+                    return f"{setting_label('port')} {port}: cannot listen on {host}:{port}: {reason}"
+                return f"{setting_label('host')} {host!r}: cannot listen on {host}:{port}: {reason}"
     return None
 
 
@@ -143,7 +149,7 @@ def serve(app_factory: str = "app.main:create_app") -> None:
         settings = get_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"NAMEGEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"{setting_label('_'.join(map(str, e['loc'])))}: {e['msg']}" for e in exc.errors()
         )
         sys.exit(f"namegen cannot start: bad setting: {problems}")
     for problem in (check_address(settings.host, settings.port), check_file_limit(settings.max_connections)):

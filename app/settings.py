@@ -99,6 +99,17 @@ class Settings(BaseSettings):
         return value
 
 
+# The settings `python -m app` was given as flags, by setting name (`app.__main__.apply_flags`): a
+# start-up error about one names the flag the person typed, not only its variable.
+FLAG_NAMES: dict[str, str] = {}
+
+
+def setting_label(name: str) -> str:
+    """How a start-up error names setting `name`: "--port (NAMEGEN_PORT)" when it came from a flag."""
+    variable = f"NAMEGEN_{name.upper()}"
+    return f"{FLAG_NAMES[name]} ({variable})" if name in FLAG_NAMES else variable
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.batching import SampleBatcher
 from app.serving.workers import ModelRunner
-from app.settings import Settings
+from app.settings import Settings, setting_label
 from model.checkpoint import CheckpointError
 from model.data import REFERENCE_SHA256
 from model.device import resolve_device
@@ -33,12 +33,12 @@ def checkpoint_paths(weights: Path) -> list[Path]:
         return [weights]
     if not weights.is_dir():
         raise StartupError(
-            f"namegen cannot start: NAMEGEN_WEIGHTS {weights} is neither a file nor a directory"
+            f"namegen cannot start: {setting_label('weights')} {weights} is neither a file nor a directory"
         )
     paths = sorted(weights.glob("*.safetensors"))
     if not paths:
         raise StartupError(
-            f"namegen cannot start: NAMEGEN_WEIGHTS {weights} holds no .safetensors checkpoint"
+            f"namegen cannot start: {setting_label('weights')} {weights} holds no .safetensors checkpoint"
         )
     return paths
 
@@ -48,7 +48,7 @@ def load_models(settings: Settings) -> dict[str, LanguageModel]:
     try:
         device = resolve_device(settings.device)
     except ValueError as exc:
-        raise StartupError(f"namegen cannot start: NAMEGEN_DEVICE: {exc}") from None
+        raise StartupError(f"namegen cannot start: {setting_label('device')}: {exc}") from None
     models = {}
     for path in checkpoint_paths(settings.weights):
         try:
@@ -82,7 +82,7 @@ def choose_default(models: dict[str, LanguageModel], wanted: str | None) -> str:
     if wanted is not None:
         if wanted not in models:
             raise StartupError(
-                f"namegen cannot start: NAMEGEN_DEFAULT_MODEL {wanted!r} is not loaded "
+                f"namegen cannot start: {setting_label('default_model')} {wanted!r} is not loaded "
                 f"(loaded: {', '.join(models)})"
             )
         return wanted

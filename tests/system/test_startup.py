@@ -79,6 +79,11 @@ def _setting_cases(busy_port: int) -> list[tuple[str, dict[str, str], list[str]]
             ["NAMEGEN_MAX_CONNECTIONS 512", "may open 300"],
         ),
         ("unknown default model", {"NAMEGEN_DEFAULT_MODEL": "names-nope"}, ["NAMEGEN_DEFAULT_MODEL"]),
+        # a value given as a flag is named by its flag (ARGS: the command line's flags)
+        ("port flag out of range", {"ARGS": "--port 70000"}, ["--port (NAMEGEN_PORT)"]),
+        ("port flag in use", {"ARGS": f"--port {busy_port}"}, ["--port (NAMEGEN_PORT) " + str(busy_port)]),
+        ("weights flag", {"ARGS": "--weights /no/such/dir"}, ["--weights (NAMEGEN_WEIGHTS) /no/such/dir"]),
+        ("default model flag", {"ARGS": "--default-model nope"}, ["--default-model (NAMEGEN_DEFAULT_MODEL)"]),
         (
             "a misspelled setting is named beside the bad one",
             {"NAMEGEN_WEIGTHS": "weights", "NAMEGEN_PORT": "eighty"},
@@ -98,7 +103,7 @@ def test_every_bad_start_up_is_one_clear_line_and_a_failing_exit(tiny_checkpoint
         procs = []
         for _case, env, _ in cases:
             full_env = {**os.environ, "NAMEGEN_PORT": str(free_port()), "NAMEGEN_DEVICE": "cpu", **env}
-            command = serve_command()
+            command = serve_command() + full_env.pop("ARGS", "").split()
             if "ULIMIT_N" in env:
                 command = ["bash", "-c", f'ulimit -n {full_env.pop("ULIMIT_N")} && exec "$@"', "-", *command]
             proc = subprocess.Popen(
