@@ -79,6 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_exception_handler(Overloaded, overloaded_handler)
     post_paths = frozenset(route.path for route in router.routes if "POST" in getattr(route, "methods", ()))
+    app.state.body_fields = {  # each POST route's body fields, for "did you mean" hints
+        route.path: tuple(route.body_field.field_info.annotation.model_fields)
+        for route in router.routes
+        if getattr(route, "body_field", None) is not None
+    }
     app.add_middleware(JSONBodiesOnly, paths=post_paths)
     if settings.cors_origins:
         app.add_middleware(

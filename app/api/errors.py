@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
+from app.api.schemas import did_you_mean
 from app.serving.workers import Overloaded
 from model.engine.params import Loc, ParameterError
 
@@ -87,7 +88,13 @@ def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> R
 
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> Response:
-    return _json(422, {"detail": render_errors(list(exc.errors()))})
+    errors = list(exc.errors())
+    fields = request.app.state.body_fields.get(request.scope["path"], ())
+    for error in errors[:MAX_ERRORS]:  # an unknown field: say what was probably meant
+        loc = error.get("loc", ())
+        if error.get("type") == "extra_forbidden" and len(loc) == 2 and isinstance(loc[1], str):
+            error["msg"] = did_you_mean(loc[1], fields)
+    return _json(422, {"detail": render_errors(errors)})
 
 
 def parameter_errors(exc: ParameterError) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -87,6 +89,32 @@ def integer(ge: int, le: int) -> Any:
     """An int in [ge, le] that also takes 1.0 as 1 (the bounds go on the int, so the schema says
     minimum/maximum)."""
     return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+# Words people reach for, and the field that does it (offered only where the body has that field).
+SYNONYMS = {
+    "suffix": "constraints", "ends_with": "constraints", "endswith": "constraints",
+    "contains": "constraints", "excludes": "constraints", "length": "constraints",
+    "min_length": "constraints", "regex": "constraints", "pattern": "constraints",
+    "gender": "condition", "sex": "condition",
+    "count": "n", "num": "n", "number": "n", "num_names": "n", "size": "n",
+    "temp": "temperature", "k": "top_k", "p": "top_p", "nucleus": "top_p",
+    "start": "prefix", "starts_with": "prefix", "startswith": "prefix", "begins_with": "prefix",
+    "maxlen": "max_length", "max_len": "max_length", "random_seed": "seed",
+    "name": "word", "names": "words", "text": "word",
+}  # fmt: skip
+
+
+def did_you_mean(name: str, fields: Iterable[str]) -> str:
+    """What to say about an unknown body field `name`, given the body's `fields`."""
+    fields = list(fields)
+    target = SYNONYMS.get(name.lower())
+    if target in fields:
+        return f"'{name}' is not a field; see '{target}'"
+    close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
+    if close:
+        return f"'{name}' is not a field; did you mean '{close[0]}'?"
+    return f"'{name}' is not a field; the fields are: {', '.join(fields)}"
 
 
 class StrictBody(BaseModel):
@@ -216,7 +244,11 @@ class LossRequest(StrictBody):
     @classmethod
     def _exactly_one(cls, data: Any) -> Any:
         if isinstance(data, dict) and ("word" in data) == ("words" in data):
-            raise ValueError("give exactly one of 'word' (a name) or 'words' (a list of names)")
+            unknown = [did_you_mean(str(k), cls.model_fields) for k in data if k not in cls.model_fields]
+            raise ValueError(
+                "give exactly one of 'word' (a name) or 'words' (a list of names)"
+                + "".join(f" ({hint})" for hint in unknown)
+            )
         return data
 
 

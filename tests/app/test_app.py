@@ -301,3 +301,22 @@ def test_a_bad_word_is_named_by_its_field_and_index(client):
     assert "'7'" in errors[0]["msg"] and "empty" in errors[1]["msg"]
     (error,) = client.post("/loss", json={"word": "Kélvin"}).json()["detail"]
     assert error["loc"] == ["body", "word"] and "'é'" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "path,body,hint",
+    [
+        ("/sample", {"nn": 3}, "'nn' is not a field; did you mean 'n'?"),
+        ("/sample", {"count": 3}, "'count' is not a field; see 'n'"),
+        ("/sample", {"temp": 0.5}, "see 'temperature'"),
+        ("/sample", {"starts_with": "ka"}, "see 'prefix'"),
+        ("/next-char", {"prefx": "a"}, "did you mean 'prefix'?"),
+        ("/loss", {"word": "emma", "modle": "names-mlp"}, "did you mean 'model'?"),
+        ("/loss", {"wrd": "emma"}, "'wrd' is not a field; did you mean 'word'?"),
+        ("/sample", {"zzz": 1}, "'zzz' is not a field; the fields are: model, n, temperature"),
+    ],
+)
+def test_an_unknown_field_gets_a_hint(client, path, body, hint):
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert any(hint in error["msg"] for error in response.json()["detail"]), response.json()
