@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import string
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +76,80 @@ def read_words(path: Path) -> list[str]:
     if not words:
         raise WordListError(f"{path} holds no words")
     return words
+
+
+def expand_alphabet(spec: str) -> str:
+    """The characters `spec` names, in order: ranges such as "a-z" expanded; a '-' first or last is
+    itself ("a-z'-": the letters, the apostrophe and the hyphen)."""
+    chars: list[str] = []
+    i = 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            low, high = ord(spec[i]), ord(spec[i + 2])
+            if low > high:
+                raise WordListError(f"alphabet range {spec[i : i + 3]!r} runs backwards")
+            chars += [chr(c) for c in range(low, high + 1)]
+            i += 3
+        else:
+            chars.append(spec[i])
+            i += 1
+    return "".join(dict.fromkeys(chars))
+
+
+@dataclass(frozen=True)
+class CleanedWords:
+    words: list[str]
+    dropped: list[str]  # words left out for holding characters outside the alphabet
+    outside: list[str]  # those characters, most frequent first
+
+
+def clean_words(
+    words: list[str], *, lowercase: bool = False, alphabet: str | None = None, drop_others: bool = False
+) -> CleanedWords:
+    """`words` lowercased (when asked; repeats that lowercasing makes are dropped) and held to
+    `alphabet`: a word with any other character fails the run (WordListError naming them) or,
+    with `drop_others`, is left out whole (never edited into a different name)."""
+    if lowercase:
+        words = list(dict.fromkeys(w.lower() for w in words))
+    if alphabet is None:
+        return CleanedWords(words, [], [])
+    allowed = set(alphabet)
+    counts = Counter(c for w in words for c in w if c not in allowed)
+    outside = [c for c, _ in counts.most_common()]
+    dropped = [w for w in words if not set(w) <= allowed]
+    if dropped and not drop_others:
+        shown = ", ".join(f"{c!r} ({counts[c]:,})" for c in outside[:12])
+        raise WordListError(
+            f"{len(dropped):,} words hold characters outside the alphabet {alphabet!r}: {shown}; "
+            "--on-other drop leaves those words out, --lowercase folds uppercase letters first"
+        )
+    kept = [w for w in words if set(w) <= allowed]
+    if not kept:
+        raise WordListError(f"no word is made only of the alphabet {alphabet!r}")
+    return CleanedWords(kept, dropped, outside)
+
+
+def alphabet_report(words: list[str]) -> list[str]:
+    """For people, before training: every character the words use with its count, and a warning
+    naming the characters outside a-z (uppercase keeps the model from lowercasing its input)."""
+    counts = Counter(c for w in words for c in w)
+    lines = [
+        f"alphabet: {len(counts)} characters (+ '.' for the end): "
+        + "  ".join(f"{c!r} {n:,}" for c, n in sorted(counts.items()))
+    ]
+    others = [c for c in sorted(counts) if c not in string.ascii_lowercase]
+    if others:
+        upper = any(c.isupper() for c in others)
+        lines.append(
+            f"warning: {len(others)} characters outside a-z: {' '.join(repr(c) for c in others)}"
+            + (
+                "; with uppercase letters the model will not lowercase its input (--lowercase)"
+                if upper
+                else ""
+            )
+            + "; --alphabet a-z --on-other drop keeps only the words made of a-z"
+        )
+    return lines
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
     python -m model.train --family gru --data ../shared/data/names.txt --out weights/names-gru.safetensors
 
-Every flag defaults to the family's reference preset (`--family F --help` lists them). Without
---data the reference list is downloaded (sha256-verified) into a git-ignored cache. Without --out
-the checkpoint goes to runs/ (git-ignored), so an experiment never overwrites a committed model.
+The family defaults to the one the service serves by default (`DEFAULT_FAMILY`); every other flag
+defaults to that family's reference preset (`--family F --help` lists them). Without --data the
+reference list is downloaded (sha256-verified) into a git-ignored cache. Without --out the
+checkpoint goes to runs/ (git-ignored), so an experiment never overwrites a committed model.
 """
 
 from __future__ import annotations
@@ -19,10 +20,44 @@ from typing import Any
 import torch
 
 from model.checkpoint import save_checkpoint
-from model.data import REFERENCE_URL, download_word_list, read_words
+from model.data import (
+    REFERENCE_URL,
+    WordListError,
+    alphabet_report,
+    clean_words,
+    download_word_list,
+    expand_alphabet,
+    read_words,
+)
 from model.device import DEVICE_CHOICES, resolve_device
 from model.families import Family, family_kinds, get_family
 from model.recipe import Recipe
+
+DEFAULT_FAMILY = "gru"  # the family of the served default (tests/app/test_reference_checkpoint.py)
+
+# What each family's config field and recipe flag means, for --help.
+HELP = {
+    "block_size": "characters of context the model reads (window families)",
+    "n_embd": "size of each character's embedding vector",
+    "n_hidden": "width of the hidden layer / recurrent state",
+    "n_layer": "number of stacked layers",
+    "n_head": "attention heads per layer",
+    "dropout": "share of activations zeroed while training (0: none)",
+    "init": "weight initialisation: 'scaled' (the seed's) or 'default' (torch's)",
+    "norm": "normalisation between the levels: 'batch' (BatchNorm) or 'none'",
+    "smoothing": "count added to every bigram before normalising (Laplace smoothing)",
+    "steps": "optimisation steps (minibatches)",
+    "batch_size": "examples per step",
+    "lr": "learning rate at the start",
+    "lr_after": "learning rate after the decay (the end of the cosine, or the step down)",
+    "decay_at": "share of the steps after which the step-down schedule drops to --lr-after",
+    "weight_decay": "AdamW weight decay (0: none)",
+    "eval_every": "steps between val evaluations (the best val weights are kept when --keep-best)",
+    "keep_best": "keep the weights with the best val loss, not the last",
+    "seed": "seed of the initial weights and the batch order",
+    "split_seed": "seed of the shuffle before the train/val/test split by word",
+    "split": "train, val and test shares of the word list",
+}
 
 RECIPE_FLAGS = (
     "steps",
@@ -44,11 +79,10 @@ def _flag(name: str) -> str:
 
 
 def _add_field(group: argparse._ArgumentGroup, name: str, default: Any) -> None:
-    """One flag per dataclass field, typed by its default."""
+    """One flag per dataclass field, typed by its default, explained by HELP."""
+    text = HELP.get(name, name.replace("_", " "))
     if isinstance(default, bool):
-        group.add_argument(
-            _flag(name), action=argparse.BooleanOptionalAction, default=default, help=name.replace("_", " ")
-        )
+        group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=default, help=text)
     elif isinstance(default, tuple):
         group.add_argument(
             _flag(name),
@@ -56,11 +90,11 @@ def _add_field(group: argparse._ArgumentGroup, name: str, default: Any) -> None:
             nargs=len(default),
             default=default,
             metavar=name.upper(),
-            help=name.replace("_", " "),
+            help=text,
         )
     else:
         kind = type(default) if default is not None else str
-        group.add_argument(_flag(name), type=kind, default=default, help=name.replace("_", " "))
+        group.add_argument(_flag(name), type=kind, default=default, help=text)
 
 
 def build_parser(family: Family) -> argparse.ArgumentParser:
@@ -70,16 +104,23 @@ def build_parser(family: Family) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "--family", choices=family_kinds(), default="mlp", help="model family (defaults follow it)"
+        "--family",
+        choices=family_kinds(),
+        default=DEFAULT_FAMILY,
+        help="model family (the default is the served default's; the flags below follow it)",
     )
-    p.add_argument("--data", type=Path, help=f"word list, one per line (default: download {REFERENCE_URL})")
+    p.add_argument(
+        "--data", type=Path, help=f"word list, one name per line, UTF-8 (default: download {REFERENCE_URL})"
+    )
     p.add_argument(
         "--out",
         type=Path,
         default=Path(f"runs/names-{family.kind}.safetensors"),
         help="checkpoint path (the PNG goes beside it)",
     )
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto", help="where to train (auto: CUDA > MPS > CPU)"
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -87,6 +128,23 @@ def build_parser(family: Family) -> argparse.ArgumentParser:
         help="torch threads (on a busy 2-core machine 2 threads ran 16-25x slower than 1)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    words = p.add_argument_group(
+        "word list",
+        "The alphabet is every character the words use (printed before training, with a warning for "
+        "any outside a-z). A model whose alphabet has no uppercase letters lowercases its input.",
+    )
+    words.add_argument("--lowercase", action="store_true", help="lowercase every word before anything else")
+    words.add_argument(
+        "--alphabet",
+        metavar="CHARS",
+        help='the characters a word may hold, e.g. a-z or "a-z\'-" (default: any)',
+    )
+    words.add_argument(
+        "--on-other",
+        choices=("fail", "drop"),
+        default="fail",
+        help="with --alphabet, a word holding another character stops the run (fail) or is left out (drop)",
+    )
     model_group = p.add_argument_group(f"{family.kind} model ({family.summary})")
     for f in fields(family.config_class):
         if f.name != "vocab_size":
@@ -101,7 +159,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Famil
     """Arguments, the family, its config values and the recipe, all checked."""
     argv = sys.argv[1:] if argv is None else argv
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--family", choices=family_kinds(), default="mlp")
+    pre.add_argument("--family", choices=family_kinds(), default=DEFAULT_FAMILY)
     family = get_family(pre.parse_known_args(argv)[0].family)
     parser = build_parser(family)
     args = parser.parse_args(argv)
@@ -142,7 +200,26 @@ def _run(
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     path = args.data if args.data is not None else download_word_list()
-    data = WordSource(read_words(path), path, str(args.data) if args.data is not None else REFERENCE_URL)
+    try:
+        cleaned = clean_words(
+            read_words(path),
+            lowercase=args.lowercase,
+            alphabet=None if args.alphabet is None else expand_alphabet(args.alphabet),
+            drop_others=args.on_other == "drop",
+        )
+    except WordListError as exc:
+        sys.exit(f"{path}: {exc}")
+    if cleaned.dropped:
+        print(f"left out {len(cleaned.dropped):,} words holding {cleaned.outside}", file=sys.stderr)
+    for line in alphabet_report(cleaned.words):
+        print(line, file=sys.stderr)
+    cleaning = {"lowercase": args.lowercase} if args.lowercase else {}
+    if args.alphabet is not None:
+        cleaning |= {"alphabet": args.alphabet, "dropped_words": len(cleaned.dropped)}
+    source = str(args.data) if args.data is not None else REFERENCE_URL
+    data = WordSource(cleaned.words, path, source, cleaning)
+    if "--family" not in argv:  # the command names its family, whatever the default becomes
+        argv = ["--family", family.kind, *argv]
     train_args = {
         "command": shlex.join(["python", "-m", "model.train", *argv]),
         "family": family.kind,

@@ -50,6 +50,8 @@ def tiny_checkpoint(small_word_file: Path, tmp_path_factory: pytest.TempPathFact
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     args = [
+        "--family",
+        "mlp",
         "--data",
         str(small_word_file),
         "--out",

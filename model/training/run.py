@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class WordSource:
     words: list[str]
     path: Path
     source: str  # the path or URL as the user gave it
+    cleaning: dict[str, Any] = field(default_factory=dict)  # --lowercase / --alphabet, when used
 
 
 @dataclass
@@ -113,6 +114,7 @@ def train_model(
             "split_seed": recipe.split_seed,
             "split_fractions": list(recipe.split),
             "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+            **data.cleaning,
         },
         train_args=train_args,
     )

@@ -4,6 +4,7 @@ import pytest
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
+from model import train
 from model.checkpoint import load_checkpoint
 from model.data import REFERENCE_SHA256, file_sha256, read_words, split_words
 from model.families import build_model
@@ -42,3 +43,4 @@ def test_the_default_model_is_the_best_on_val_and_below_2_nats_on_test():
         default.checkpoint.metrics["val_loss"] <= m.checkpoint.metrics["val_loss"] for m in models.values()
     )
     assert default.checkpoint.metrics["test_loss"] <= 2.00
+    assert default.kind == train.DEFAULT_FAMILY  # `python -m model.train` trains the served family

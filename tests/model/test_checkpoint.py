@@ -30,7 +30,7 @@ def test_checkpoint_is_self_describing(tiny_checkpoint: Path, small_word_file: P
     assert ckpt.data["word_count"] == len(words)
     assert ckpt.data["split_fractions"] == [0.8, 0.1, 0.1]
     assert ckpt.train_args["recipe"]["steps"] == 600
-    assert ckpt.train_args["command"].startswith("python -m model.train --data ")
+    assert ckpt.train_args["command"].startswith("python -m model.train --family mlp --data ")
     assert ckpt.known_word_hashes.tolist() == sorted(set(word_hashes(words).tolist()))
 
 

@@ -6,7 +6,7 @@ import torch
 
 from model import train
 from model.checkpoint import load_checkpoint
-from model.data import read_words, split_words
+from model.data import CleanedWords, WordListError, clean_words, expand_alphabet, read_words, split_words
 from model.engine.language_model import LanguageModel
 from model.families import build_model, family_kinds, get_family
 from model.recipe import Recipe
@@ -113,8 +113,57 @@ def test_out_defaults_outside_weights_and_help_shows_defaults(capsys):
     assert recipe == get_family("gru").recipe
     with pytest.raises(SystemExit):
         train.parse_args(["--family", "gru", "--help"])
-    shown = capsys.readouterr().out
+    shown = " ".join(capsys.readouterr().out.split())  # unwrapped
     assert "(default: 256)" in shown and "(default: 0.3)" in shown  # hidden size, dropout
+
+
+@pytest.mark.parametrize("kind", family_kinds())
+def test_help_explains_every_flag_in_words_and_defaults_to_the_served_family(kind, capsys):
+    assert train.parse_args([])[1].kind == train.DEFAULT_FAMILY
+    parser = train.build_parser(get_family(kind))
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            words = action.dest.replace("_", " ")
+            assert action.help and action.help != words, f"--{action.dest} has no explanation"
+
+
+def test_a_word_list_with_other_characters_is_reported_lowercased_or_held_to_an_alphabet(tmp_path, capsys):
+    path = tmp_path / "mixed.txt"
+    path.write_text("Anna\nanna\nbob\no'brien\nzoë\nmary-jane\nkim\nlee\nroy\nsam\n", encoding="utf-8")
+    common = ["--family", "bigram", "--data", str(path), "--no-progress"]
+    assert train.main([*common, "--out", str(tmp_path / "as-is.safetensors")]) == 0
+    said = capsys.readouterr().err
+    assert "'A' 1" in said and "'a' " in said  # every character, with its count
+    assert "warning: 4 characters outside a-z: \"'\" '-' 'A' 'ë'" in said
+    assert "will not lowercase its input" in said
+    as_is = load_checkpoint(tmp_path / "as-is.safetensors")
+    assert "A" in as_is.vocab.alphabet and "lowercase" not in as_is.data
+
+    with pytest.raises(SystemExit, match="outside the alphabet 'abcdefghijklmnopqrstuvwxyz'"):
+        train.main([*common, "--lowercase", "--alphabet", "a-z", "--out", str(tmp_path / "x.safetensors")])
+
+    out = tmp_path / "clean.safetensors"
+    assert (
+        train.main([*common, "--lowercase", "--alphabet", "a-z", "--on-other", "drop", "--out", str(out)])
+        == 0
+    )
+    clean = load_checkpoint(out)
+    assert clean.vocab.alphabet == "." + "".join(sorted(set("annabobkimleeroysam")))
+    assert clean.data["word_count"] == 6  # Anna folds into anna; o'brien, zoë, mary-jane left out whole
+    assert {k: clean.data[k] for k in ("lowercase", "alphabet", "dropped_words")} == {
+        "lowercase": True,
+        "alphabet": "a-z",
+        "dropped_words": 3,
+    }
+    assert "left out 3 words" in capsys.readouterr().err
+
+
+def test_alphabet_specs_and_cleaning():
+    assert expand_alphabet("a-e") == "abcde" and expand_alphabet("a-c'-") == "abc'-"
+    with pytest.raises(WordListError, match="backwards"):
+        expand_alphabet("z-a")
+    cleaned = clean_words(["Ada", "ada", "Éva", "bo"], lowercase=True, alphabet="abdo", drop_others=True)
+    assert cleaned == CleanedWords(["ada", "bo"], ["éva"], ["é", "v"])
 
 
 @pytest.mark.parametrize(
