@@ -25,8 +25,9 @@ $(VENV)/.installed-serve: pyproject.toml $(VENV)/.torch
 	$(PIP) -e .
 	touch $@
 
-$(STAMP): pyproject.toml $(VENV)/.torch
-	$(PIP) -e '.[dev]'
+# The tests also drive the client, its own light distribution (client/pyproject.toml).
+$(STAMP): pyproject.toml client/pyproject.toml $(VENV)/.torch
+	$(PIP) -e '.[dev]' -e ./client
 	touch $(STAMP)
 
 serve: $(VENV)/.installed-serve

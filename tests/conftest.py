@@ -103,7 +103,8 @@ def serve_command() -> list[str]:
 
 
 class RunningServer:
-    """`python -m app` on a free 127.0.0.1 port with extra NAMEGEN_* variables; its output in a file."""
+    """`python -m app` on a free 127.0.0.1 port with extra NAMEGEN_* variables (an empty value unsets
+    one: NAMEGEN_DEFAULT_MODEL="" serves the default the service chooses); its output in a file."""
 
     def __init__(self, log: Path, **env: str) -> None:
         self.port = free_port()
@@ -111,6 +112,7 @@ class RunningServer:
         self.log = log
         full_env = {**os.environ, "NAMEGEN_HOST": "127.0.0.1", "NAMEGEN_PORT": str(self.port),
                     "NAMEGEN_DEVICE": "cpu", "NAMEGEN_DEFAULT_MODEL": "names-mlp", **env}  # fmt: skip
+        full_env = {name: value for name, value in full_env.items() if value != ""}
         with open(log, "w") as out:  # a file, not a pipe: a full pipe would stall the server
             self.proc = subprocess.Popen(
                 serve_command(), cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT

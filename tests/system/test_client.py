@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import pytest
@@ -11,9 +12,13 @@ from namegen_client import (
     AsyncNamegenClient,
     BatchLoss,
     NamegenClient,
+    NamegenConnectionError,
     NamegenError,
+    NamegenStatusError,
+    NamegenTimeoutError,
     SampleResult,
     WordLoss,
+    transport,
 )
 
 
@@ -89,18 +94,120 @@ def test_async_client_matches_the_sync_one(server_url):
     assert error.value.status == 422
 
 
-def test_readme_client_example_runs(server_url):
+def test_readme_client_example_runs_and_prints_what_it_says(tmp_path):
+    """The README's example against a server choosing its own default: the values its comments
+    show are the ones printed."""
     import re
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, RunningServer
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     (example,) = [
         b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "namegen_client" in b
     ]
-    code = example.replace("http://127.0.0.1:8000", server_url)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    server = RunningServer(tmp_path / "server.log", NAMEGEN_DEFAULT_MODEL="").wait_healthy()
+    try:
+        code = example.replace("http://127.0.0.1:8000", server.url)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
     assert done.returncode == 0, done.stderr
-    assert "422" in done.stdout and "CharProb(char='a'" in done.stdout
+    assert "422" in done.stdout
+    shown = re.findall(r"# (CharProb\(char='a', prob=[\d.]+)\.\.\.\)", example)
+    assert shown and shown[0] in done.stdout, (shown, done.stdout)
+    losses = re.findall(r"# ([\d.]+)\.\.\. ([\d.]+)\.\.\.", example)[0]
+    assert all(value in done.stdout for value in losses), (losses, done.stdout)
+
+
+def _replying(*answers: tuple[int, dict[str, str]]):
+    """A MockTransport answering each request with the next (status, headers), then 200."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, headers = answers[len(seen) - 1] if len(seen) <= len(answers) else (200, {})
+        body = {"status": "ok"} if status == 200 else {"detail": "the server is busy"}
+        return httpx.Response(status, json=body, headers=headers)
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_a_503_is_retried_after_retry_after_then_a_doubling_backoff(monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr(transport.time, "sleep", waits.append)
+    mock, seen = _replying((503, {"Retry-After": "3"}), (503, {}))
+    with NamegenClient(client=httpx.Client(transport=mock, base_url="http://t")) as client:
+        assert client.health() is True
+    assert len(seen) == 3 and waits == [3.0, 1.0]  # Retry-After, then 0.5 s doubled at the 2nd retry
+
+    waits.clear()
+    mock, seen = _replying((503, {"Retry-After": "1"}), (503, {"Retry-After": "1"}), (503, {}))
+    http = httpx.Client(transport=mock, base_url="http://t")
+    with NamegenClient(max_retries=2, client=http) as client, pytest.raises(NamegenStatusError) as busy:
+        client.health()
+    assert busy.value.status == 503 and len(seen) == 3 and waits == [1.0, 1.0]
+
+    mock, seen = _replying((422, {}))
+    http = httpx.Client(transport=mock, base_url="http://t")
+    with NamegenClient(client=http) as client, pytest.raises(NamegenStatusError):
+        client.health()
+    assert len(seen) == 1  # a 4xx is the caller's to fix: never retried
+
+
+def test_the_async_client_retries_alike(monkeypatch):
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(transport.asyncio, "sleep", no_sleep)
+    mock, seen = _replying((503, {"Retry-After": "2"}))
+
+    async def run() -> bool:
+        http = httpx.AsyncClient(transport=mock, base_url="http://t")
+        async with AsyncNamegenClient(client=http) as client:
+            return await client.health()
+
+    assert asyncio.run(run()) is True and waits == [2.0] and len(seen) == 2
+
+
+def test_transport_failures_are_namegen_errors(monkeypatch):
+    monkeypatch.setattr(transport.time, "sleep", lambda seconds: None)
+    with socket.socket() as closed:  # a port nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with NamegenClient(url) as client, pytest.raises(NamegenConnectionError) as refused:
+        client.health()
+    assert refused.value.status is None and "cannot reach the server" in refused.value.message
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with NamegenClient(url, timeout=0.2) as client, pytest.raises(NamegenTimeoutError):
+            client.health()
+    assert issubclass(NamegenTimeoutError, NamegenConnectionError)
+    assert issubclass(NamegenConnectionError, NamegenError) and issubclass(NamegenStatusError, NamegenError)
+
+
+def test_the_server_comes_from_namegen_url(server_url, monkeypatch):
+    monkeypatch.setenv("NAMEGEN_URL", server_url)
+    with NamegenClient() as client:
+        assert client.health() is True
+
+
+def test_the_client_is_a_light_distribution_of_its_own():
+    """client/ installs with httpx alone, and importing it loads nothing of the service."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    project = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
+    assert [d.split(">")[0] for d in project["dependencies"]] == ["httpx"]
+    service = "{'torch', 'numpy', 'fastapi', 'app', 'model'}"
+    code = f"import sys, namegen_client; print(sorted({{m.split('.')[0] for m in sys.modules}} & {service}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "client")
+    assert done.stdout.strip() == "[]", done.stderr

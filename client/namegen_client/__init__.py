@@ -7,17 +7,31 @@
             print(s.name, round(s.loss, 3))
         print(client.loss("emma").loss)
 
-`AsyncNamegenClient` has the same methods as coroutines. A 4xx or 5xx answer raises `NamegenError`
-carrying the status, the server's `detail` and the request id.
+`AsyncNamegenClient` has the same methods as coroutines. The server is `base_url`, else the
+NAMEGEN_URL environment variable, else http://127.0.0.1:8000. Every failure raises a
+`NamegenError`: `NamegenStatusError` for a 4xx or 5xx answer (its status, the server's `detail`
+and the request id), `NamegenConnectionError` when the server cannot be reached and
+`NamegenTimeoutError` when it does not answer in time. A 503 (queue full, starting, draining) or
+a refused connection is retried `max_retries` times (default 2), after the server's Retry-After
+or a doubling backoff from 0.5 s.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack, overload
 from urllib.parse import quote
 
 import httpx
+
+from namegen_client.errors import (
+    NamegenConnectionError,
+    NamegenError,
+    NamegenStatusError,
+    NamegenTimeoutError,
+)
+from namegen_client.transport import Retries, send, send_async
 
 __all__ = [
     "AsyncNamegenClient",
@@ -27,7 +41,10 @@ __all__ = [
     "ModelInfo",
     "ModelList",
     "NamegenClient",
+    "NamegenConnectionError",
     "NamegenError",
+    "NamegenStatusError",
+    "NamegenTimeoutError",
     "NextChar",
     "SampleOptions",
     "SampleResult",
@@ -35,29 +52,11 @@ __all__ = [
     "WordLoss",
 ]
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = "http://127.0.0.1:8000"  # when neither base_url nor NAMEGEN_URL is given
 
 
-class NamegenError(Exception):
-    """The server answered 4xx or 5xx. `detail` is its `detail` field (a string, or FastAPI's list of
-    validation errors for a 422) or the body's text."""
-
-    def __init__(self, status: int, detail: Any, request_id: str | None = None) -> None:
-        self.status = status
-        self.detail = detail
-        self.request_id = request_id
-        super().__init__(f"HTTP {status}: {self.message}")
-
-    @property
-    def message(self) -> str:
-        if isinstance(self.detail, list):  # FastAPI's 422: [{"loc": [...], "msg": ...}, ...]
-            return "; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', []) if p != 'body')}: {e.get('msg')}"
-                if isinstance(e, dict)
-                else str(e)
-                for e in self.detail
-            )
-        return str(self.detail)
+def _base_url(base_url: str | None) -> str:
+    return base_url or os.environ.get("NAMEGEN_URL") or DEFAULT_URL
 
 
 @dataclass(frozen=True)
@@ -163,16 +162,6 @@ def _loss_body(words: str | list[str], model: str | None) -> dict[str, Any]:
     return _with_model({"word": words} if isinstance(words, str) else {"words": list(words)}, model)
 
 
-def _checked(response: httpx.Response) -> Any:
-    if response.is_error:
-        try:
-            detail = response.json().get("detail", response.text)
-        except (ValueError, AttributeError):
-            detail = response.text
-        raise NamegenError(response.status_code, detail, response.headers.get("x-request-id"))
-    return response.json()
-
-
 def _sample_result(data: dict[str, Any]) -> SampleResult:
     return SampleResult(
         data["model"], [SampledName(**s) for s in data["names"]], data["complete"], data.get("reason")
@@ -207,9 +196,15 @@ class NamegenClient:
     """Blocking client. Use as a context manager, or call `close()`."""
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, *, timeout: float = 30.0, client: httpx.Client | None = None
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        client: httpx.Client | None = None,
     ) -> None:
-        self._http = client or httpx.Client(base_url=base_url, timeout=timeout)
+        self._http = client or httpx.Client(base_url=_base_url(base_url), timeout=timeout)
+        self._retries = Retries(max_retries=max_retries)
 
     def __enter__(self) -> NamegenClient:
         return self
@@ -221,10 +216,10 @@ class NamegenClient:
         self._http.close()
 
     def _get(self, path: str) -> Any:
-        return _checked(self._http.get(path))
+        return send(self._http, self._retries, "GET", path)
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return _checked(self._http.post(path, json=body))
+        return send(self._http, self._retries, "POST", path, body)
 
     def sample(
         self, n: int = 10, *, model: str | None = None, **options: Unpack[SampleOptions]
@@ -261,9 +256,15 @@ class AsyncNamegenClient:
     """The same methods as `NamegenClient`, as coroutines. Use `async with`, or await `aclose()`."""
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, *, timeout: float = 30.0, client: httpx.AsyncClient | None = None
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._http = client or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._http = client or httpx.AsyncClient(base_url=_base_url(base_url), timeout=timeout)
+        self._retries = Retries(max_retries=max_retries)
 
     async def __aenter__(self) -> AsyncNamegenClient:
         return self
@@ -275,10 +276,10 @@ class AsyncNamegenClient:
         await self._http.aclose()
 
     async def _get(self, path: str) -> Any:
-        return _checked(await self._http.get(path))
+        return await send_async(self._http, self._retries, "GET", path)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return _checked(await self._http.post(path, json=body))
+        return await send_async(self._http, self._retries, "POST", path, body)
 
     async def sample(
         self, n: int = 10, *, model: str | None = None, **options: Unpack[SampleOptions]
