@@ -10,14 +10,20 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Where torch comes from: PyTorch's CPU build by default, so a plain machine does not download
 # several GB of CUDA libraries to serve a model of a few hundred kilobytes. For CUDA (opt-in):
 #   make clean; make serve TORCH_INDEX=https://download.pytorch.org/whl/cu130
-# A short timeout and one retry: where that host cannot be reached, pip warns and takes torch from
-# the machine's own find-links / package indexes instead (pip config list).
+# Where that index cannot be reached (offline, or a closed network), one line says so and pip
+# takes torch from the machine's own wheels and package indexes instead (pip config list).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+REACHABLE := import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)
 
 $(VENV)/.torch:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c 'import torch' 2>/dev/null || \
-		$(PIP) --timeout 15 --retries 1 --index-url $(TORCH_INDEX) 'torch==2.13.0'
+	@$(BIN)/python -c 'import torch' 2>/dev/null || \
+	if $(BIN)/python -c '$(REACHABLE)' '$(TORCH_INDEX)/torch/' 2>/dev/null; then \
+		$(PIP) --index-url $(TORCH_INDEX) 'torch==2.13.0'; \
+	else \
+		echo "$(TORCH_INDEX) cannot be reached: torch==2.13.0 comes from this machine's wheels and indexes"; \
+		$(PIP) 'torch==2.13.0'; \
+	fi
 	touch $@
 
 # Serving only: no training, test or client extras.

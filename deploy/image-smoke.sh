@@ -10,7 +10,9 @@
 #   - the wheels come from this machine's pip (PyPI or its local wheel directories), served to the
 #     build as a PEP 503 index on 127.0.0.1 (TORCH_INDEX_URL / PIP_INDEX_URL build arguments).
 # dockerd is started if none answers, and stopped at the end if this script started it. The
-# container, the images and the index server are removed at the end, pass or fail.
+# container, the images and the index server are removed at the end, pass or fail; with
+# KEEP_IMAGES=1 a passing run keeps the image as namegen:latest (and its base), so that
+# `docker compose up` serves it with no registry at all: the offline route of the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,6 +25,7 @@ CONTAINER=namegen-smoke
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 WORK=$(mktemp -d /tmp/namegen-image-smoke.XXXXXX)
 DOCKERD_PID="" INDEX_PID=""
+KEEP_IMAGES=${KEEP_IMAGES:-0}
 
 say() { printf '== %s\n' "$*"; }
 
@@ -31,7 +34,12 @@ cleanup() {
   set +e
   if [ -n "$DOCKERD_PID" ] || docker info >/dev/null 2>&1; then
     docker rm -f "$CONTAINER" >/dev/null 2>&1
-    docker rmi -f "$IMAGE" "$BASE_IMAGE" >/dev/null 2>&1
+    if [ "$KEEP_IMAGES" = 1 ] && [ "$rc" -eq 0 ]; then
+      docker tag "$IMAGE" namegen:latest && docker rmi "$IMAGE" >/dev/null 2>&1
+      say "kept namegen:latest (and $BASE_IMAGE): docker compose up serves it without a registry"
+    else
+      docker rmi -f "$IMAGE" "$BASE_IMAGE" >/dev/null 2>&1
+    fi
     docker image prune -f >/dev/null 2>&1
   fi
   [ -n "$INDEX_PID" ] && kill "$INDEX_PID" 2>/dev/null && wait "$INDEX_PID" 2>/dev/null

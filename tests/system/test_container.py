@@ -66,8 +66,9 @@ def test_compose_dockerfile_makefile_and_app_agree():
     assert SERVICE["environment"]["NAMEGEN_PORT"] == str(port)
     assert SERVICE["environment"]["NAMEGEN_HOST"] == "0.0.0.0"
     known = {f"NAMEGEN_{name.upper()}" for name in Settings.model_fields}
-    assert set(SERVICE["environment"]) <= known
-    Settings(**{k.removeprefix("NAMEGEN_").lower(): v for k, v in SERVICE["environment"].items()})
+    settings = {k: v for k, v in SERVICE["environment"].items() if k.startswith("NAMEGEN_")}
+    assert set(settings) <= known
+    Settings(**{k.removeprefix("NAMEGEN_").lower(): v for k, v in settings.items()})
     assert SERVICE["restart"] in {"always", "unless-stopped", "on-failure"}
     assert SERVICE["healthcheck"]["test"][:2] == ["CMD", "python"]
 
@@ -85,3 +86,32 @@ def test_compose_healthcheck_command_works_against_the_real_server(server_url):
     )
     assert failing.returncode != 0
     assert httpx.get(f"{server_url}/health").status_code == 200
+
+
+def test_compose_runs_the_service_as_locked_down_as_the_pod():
+    pod = yaml.safe_load((ROOT / "deploy" / "k8s" / "deployment.yaml").read_text())["spec"]["template"][
+        "spec"
+    ]
+    (container,) = pod["containers"]
+    assert SERVICE["user"] == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    assert SERVICE["user"].split(":")[0] == _instruction("USER")
+    assert SERVICE["read_only"] is True and any(m.startswith("/tmp") for m in SERVICE["tmpfs"])
+    assert SERVICE["cap_drop"] == container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert "no-new-privileges:true" in SERVICE["security_opt"]
+    assert SERVICE["mem_limit"] == container["resources"]["limits"]["memory"].replace("Mi", "m")
+    settings = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy" / "k8s" / "settings.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for name in ("NAMEGEN_MAX_QUEUE", "NAMEGEN_SHUTDOWN_TIMEOUT"):  # the same drain budget
+        assert SERVICE["environment"][name] == settings[name]
+    grace = int(SERVICE["stop_grace_period"].removesuffix("s"))
+    assert grace > float(settings["NAMEGEN_SHUTDOWN_TIMEOUT"])
+    assert SERVICE["build"]["args"]["BASE_IMAGE"] == "${BASE_IMAGE:-python:3.11-slim}"  # the offline route
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed")
+def test_debians_docker_compose_reads_the_file():
+    done = subprocess.run(["docker-compose", "config", "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

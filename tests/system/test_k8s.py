@@ -32,10 +32,23 @@ def kustomize(directory: Path) -> str:
     return done.stdout
 
 
+IMAGE = "registry.example.com/team/namegen:0.1.0"
+
+
+def configured(tmp: Path, image: str | None = IMAGE) -> Path:
+    """A copy of deploy/k8s with image.env written as the README says (none when `image` is None)."""
+    copy = tmp / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("image.env"))
+    if image is not None:
+        (copy / "image.env").write_text(f"IMAGE={image}\n", encoding="utf-8")
+    return copy
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("k8s") / "rendered.yaml"
-    path.write_text(kustomize(K8S), encoding="utf-8")
+    tmp = tmp_path_factory.mktemp("k8s")
+    path = tmp / "rendered.yaml"
+    path.write_text(kustomize(configured(tmp)), encoding="utf-8")
     return path
 
 
@@ -58,11 +71,27 @@ def container(pod: dict) -> dict:
     return only
 
 
-def test_kustomize_renders_the_four_objects(objects):
-    assert sorted(objects) == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
+@pytest.fixture(scope="module")
+def settings_env(objects: dict[str, dict], container: dict) -> dict[str, str]:
+    """The pod's NAMEGEN_* settings: the ConfigMap it takes its environment from."""
+    (source,) = container["envFrom"]
+    config = objects["ConfigMap"]
+    assert source["configMapRef"]["name"] == config["metadata"]["name"]
+    return config["data"]
+
+
+def test_kustomize_renders_the_five_objects(objects):
+    kinds = ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
+    assert sorted(objects) == kinds
     assert objects["HorizontalPodAutoscaler"]["apiVersion"] == "autoscaling/v2"
     assert objects["PodDisruptionBudget"]["apiVersion"] == "policy/v1"
-    assert {obj["metadata"]["name"] for obj in objects.values()} == {"namegen"}
+    assert {obj["metadata"]["name"] for obj in objects.values()} == {
+        "namegen",
+        objects["ConfigMap"]["metadata"]["name"],
+    }
+    assert objects["ConfigMap"]["metadata"]["name"].startswith(
+        "namegen-settings-"
+    )  # hashed: edits roll the pods
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -97,8 +126,8 @@ def test_rolling_update_keeps_every_replica_until_its_successor_is_ready(objects
     assert spec["strategy"]["rollingUpdate"]["maxSurge"] >= 1
 
 
-def test_probes_all_ask_health_on_the_served_port(container):
-    env = {e["name"]: e.get("value") for e in container["env"]}
+def test_probes_all_ask_health_on_the_served_port(container, settings_env):
+    env = settings_env
     (port,) = container["ports"]
     assert str(port["containerPort"]) == env["NAMEGEN_PORT"] and env["NAMEGEN_HOST"] == "0.0.0.0"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -109,13 +138,18 @@ def test_probes_all_ask_health_on_the_served_port(container):
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
 
 
-def test_the_pod_leaves_the_endpoints_before_it_stops_accepting(pod, container):
+def test_the_pod_leaves_the_endpoints_before_it_stops_accepting(pod, container, settings_env):
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
     pause = int(command[1])
     assert pause >= 5
-    # The grace period counts from deletion: the pause, then the app's drain after SIGTERM.
-    assert pod["terminationGracePeriodSeconds"] >= pause + 15
+    # The grace period counts from deletion: the pause, then the app's drain after SIGTERM, bounded by
+    # its shutdown timeout, with a margin before SIGKILL.
+    drain = float(settings_env["NAMEGEN_SHUTDOWN_TIMEOUT"])
+    assert pod["terminationGracePeriodSeconds"] >= pause + drain + 5
+    # The worst backlog the queue admits (heavy jobs of about 0.2 s, measured by bench.drain) fits the
+    # drain twice over.
+    assert int(settings_env["NAMEGEN_MAX_QUEUE"]) * 0.2 * 2 <= drain
 
 
 def test_pod_runs_locked_down(pod, container):
@@ -152,12 +186,38 @@ def test_resources_one_blas_thread_and_workers_from_the_cpu_request(container):
     assert field == {"containerName": container["name"], "resource": "requests.cpu", "divisor": "1"}
 
 
-def test_every_namegen_variable_is_a_setting_the_app_accepts(container):
+def test_every_namegen_variable_is_a_setting_the_app_accepts(container, settings_env):
     known = {f"NAMEGEN_{name.upper()}" for name in Settings.model_fields}
-    names = {e["name"] for e in container["env"] if e["name"].startswith("NAMEGEN_")}
-    assert names <= known
-    values = {e["name"]: e.get("value", "1") for e in container["env"] if e["name"] in names}
+    values = {e["name"]: e.get("value", "1") for e in container["env"] if e["name"].startswith("NAMEGEN_")}
+    values |= settings_env
+    assert set(values) <= known
     Settings(**{k.removeprefix("NAMEGEN_").lower(): v for k, v in values.items()})
+
+
+def test_prometheus_finds_the_metrics(pod, objects, container):
+    annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    (port,) = container["ports"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+
+
+def test_the_optional_service_monitor_scrapes_the_service(tmp_path, objects):
+    base = configured(tmp_path)
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {os.path.relpath(base, overlay)}\n"
+        f"components:\n  - {os.path.relpath(base / 'components' / 'servicemonitor', overlay)}\n",
+        encoding="utf-8",
+    )
+    docs = [doc for doc in yaml.safe_load_all(kustomize(overlay)) if doc]
+    (monitor,) = [doc for doc in docs if doc["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    service = objects["Service"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] and endpoint["path"] == "/metrics"
 
 
 def test_service_hpa_and_pdb_select_the_deployments_pods(objects, container):
@@ -176,15 +236,10 @@ def test_service_hpa_and_pdb_select_the_deployments_pods(objects, container):
     assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
 
 
-def test_an_overlay_points_the_image_at_a_registry(tmp_path):
-    """The README's recipe: an overlay whose `images:` names the registry and tag."""
-    (tmp_path / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {os.path.relpath(K8S, tmp_path)}\n"  # kustomize wants it relative
-        "images:\n  - name: namegen\n    newName: registry.example.com/team/namegen\n    newTag: 1.2.3\n",
-        encoding="utf-8",
-    )
-    docs = [doc for doc in yaml.safe_load_all(kustomize(tmp_path)) if doc]
-    (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == "registry.example.com/team/namegen:1.2.3"
+def test_the_image_comes_from_image_env_and_its_absence_fails_before_the_cluster(tmp_path, container):
+    assert container["image"] == IMAGE  # image.env, as the README's recipe writes it
+    shutil.copy(K8S / "image.env.example", tmp_path / "example.env")
+    assert f"IMAGE={IMAGE}" in (tmp_path / "example.env").read_text()  # the example is what the README shows
+    unset = configured(tmp_path / "unset", image=None)
+    done = subprocess.run([KUBECTL, "kustomize", str(unset)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "image.env" in done.stderr
