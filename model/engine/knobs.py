@@ -44,3 +44,28 @@ START_CACHE_PREFIXES = 4096
 # Rounds of resampling a `novel` request gets at most (each draws about twice the names still
 # missing): the engine's default and the service's NAMEGEN_NOVEL_MAX_ROUNDS default.
 NOVEL_MAX_ROUNDS = 10
+
+# Constrained sampling (model.engine.constraints). A request's budget, in drawn names and SMC
+# particles together: past it the answer is what was found, with complete: false (the GRU draws
+# about 18k names/s on one thread, so the worst case is a few seconds).
+CONSTRAINED_MAX_DRAWS = 100_000
+# The same for a model stepped through torch (the transformer: 1,000 names in about 1.3 s, 6,400
+# in 16 s, so about 10-20 s at worst).
+CONSTRAINED_MAX_DRAWS_TORCH = 8_192
+# Particles per batched SMC pass (a torch model's step grows faster than linearly past ~1,000 rows).
+SMC_CHUNK_ROWS = 1024
+# Particles per SMC group (one name per group). The twisted proposal keeps the weights even (final
+# ESS mostly above 25 of 32 on the measured languages), so the O(1/K) selection bias stays below
+# what the tests' 3,000-draw chi-square can see; rejection is used while p_constraint * K >= 1.
+SMC_PARTICLES = 32
+# The first rejection round draws at least this many candidates (to estimate p_constraint).
+REJECTION_PILOT = 256
+# Particles of the one SMC group that estimates a conditional next-character distribution.
+NEXT_CHAR_PARTICLES = 4096
+# A table model's backward pass is exact when its arrays (positions x contexts x automaton states,
+# float64) fit this; past it the model is served by rejection/SMC like any other.
+EXACT_MAX_BYTES = 64 << 20
+# Backward passes (exact ones and SMC twists) kept per model, least recently used dropped first.
+CONSTRAINT_CACHE_BYTES = 256 << 20
+# Compiled constraint languages kept per model (each a few KiB), oldest dropped first.
+LANGUAGE_CACHE_ENTRIES = 1024

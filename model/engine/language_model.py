@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -20,6 +21,9 @@ import torch
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.device import resolve_device
 from model.engine import knobs
+from model.engine.constraints.language import Language, compile_language
+from model.engine.constraints.planner import ConstrainedSampler, ConstraintReport
+from model.engine.constraints.spec import Constraints
 from model.engine.params import Loc, ParameterError, SamplingParams
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
@@ -71,6 +75,7 @@ class SampleResult:
     names: list[Sample]
     complete: bool  # False when fewer names than asked were found; `reason` says why
     reason: str | None = None
+    constraint: ConstraintReport | None = None  # how constrained names were drawn
 
 
 class LanguageModel:
@@ -96,6 +101,9 @@ class LanguageModel:
         self.context_limit = self.network.context_limit
         self.source = build_source(self.network, device, max_table_entries)
         self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
+        self.constrained = ConstrainedSampler(self.source, self.vocab.alphabet)
+        self._languages: dict[tuple[Constraints, str, int], Language] = {}
+        self._languages_lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", **kwargs: Any) -> LanguageModel:
@@ -167,11 +175,20 @@ class LanguageModel:
         *,
         novel: bool = False,
         max_rounds: int = knobs.NOVEL_MAX_ROUNDS,
+        constraints: Constraints | None = None,
+        budget: int | None = None,
+        method: str | None = None,
     ) -> SampleResult:
         """Sample `n` names. With `novel`, only distinct names absent from the word list: the
-        missing ones are resampled (seeds derived from `seed`) for at most `max_rounds` rounds."""
+        missing ones are resampled (seeds derived from `seed`) for at most `max_rounds` rounds.
+        With `constraints`, only names satisfying them, drawn from the shaped model's conditional
+        (see `model.engine.constraints`) within `budget` draws (by default `constraint_budget`);
+        `method` forces "exact", "smc" or "rejection" (tests and benchmarks)."""
         if n < 1:
             raise ParameterError("n", f"n must be >= 1, got {n}")
+        if constraints is not None and not constraints.empty:
+            budget = self.constraint_budget if budget is None else budget
+            return self._sample_constrained(n, params, seed, constraints, novel, max_rounds, budget, method)
         if not novel:
             return SampleResult(self.sample_batch([(n, seed)], params)[0], complete=True)
         seed = seed if seed is not None else secrets.randbits(63)
@@ -189,6 +206,97 @@ class LanguageModel:
             "a higher temperature, a shorter prefix or a longer max_length finds more"
         )
         return SampleResult(list(found.values()), complete=False, reason=reason)
+
+    @property
+    def constraint_budget(self) -> int:
+        """Names and particles a constrained request may draw (fewer for a model stepped in torch)."""
+        return knobs.CONSTRAINED_MAX_DRAWS if self.source.cheap_steps else knobs.CONSTRAINED_MAX_DRAWS_TORCH
+
+    def language(self, params: SamplingParams, constraints: Constraints) -> Language:
+        """The compiled language of checked `params` and `constraints` (a ParameterError at
+        ("constraints", ...) when they are malformed or admit no name), memoised."""
+        params = params.checked(self.vocab)
+        constraints = constraints.checked(self.vocab, params.max_length)
+        key = (constraints, params.prefix, params.max_length)
+        with self._languages_lock:
+            found = self._languages.get(key)
+        if found is None:
+            found = compile_language(constraints, self.vocab, params.prefix, params.max_length)
+            with self._languages_lock:
+                if len(self._languages) >= knobs.LANGUAGE_CACHE_ENTRIES:
+                    self._languages.pop(next(iter(self._languages)))
+                self._languages[key] = found
+        return found
+
+    def _sample_constrained(
+        self,
+        n: int,
+        params: SamplingParams,
+        seed: int | None,
+        constraints: Constraints,
+        novel: bool,
+        max_rounds: int,
+        budget: int,
+        method: str | None,
+    ) -> SampleResult:
+        if method is not None and method not in ("exact", "smc", "rejection"):
+            raise ParameterError("method", f"method must be exact, smc or rejection, got {method!r}")
+        params = params.checked(self.vocab)
+        language = self.language(params, constraints)
+        key = (constraints.checked(self.vocab, params.max_length), params.prefix, params.max_length)
+        shaping = Shaping(params.temperature, params.top_k, params.top_p, forbid_end_first=not params.prefix)
+        seed = seed if seed is not None else secrets.randbits(63)
+        prefix_ids = self.vocab.encode(params.prefix)
+        prefix_sum = float(self.source.score([prefix_ids])[0][:-1].sum()) if prefix_ids else 0.0
+        found: dict[str, Sample] = {}
+        kept: list[Sample] = []
+        reports: list[ConstraintReport] = []
+        left = budget
+        for round_ in range(max_rounds if novel else 1):
+            missing = n - (len(found) if novel else 0)
+            wanted = _draw_size(missing) if novel else n
+            drawn = self.constrained.draw(
+                key, language, shaping, wanted, _round_seed(seed, round_), left, method
+            )
+            reports.append(drawn.report)
+            left -= drawn.report.draws
+            names = [params.prefix + text for text, _ in drawn.names]
+            known = self.are_known_names(names) if names else []
+            samples = [
+                Sample(name, -(prefix_sum + lp) / (len(name) + 1), not is_known, False)
+                for name, (_, lp), is_known in zip(names, drawn.names, known, strict=True)
+            ]
+            if not novel:
+                kept = samples
+                break
+            for sample in samples:
+                if sample.novel and sample.name not in found and len(found) < n:
+                    found[sample.name] = sample
+            if len(found) == n or left <= 0:
+                break
+        result = list(found.values()) if novel else kept
+        report = _combined(reports)
+        if len(result) == n:
+            return SampleResult(result, complete=True, constraint=report)
+        what = "distinct novel names" if novel else "names"
+        reason = (
+            f"found {len(result)} {what} of {n} within the budget ({report.draws} draws by {report.method}, "
+            f"p_constraint about {report.p_constraint:.3g}); wider constraints, a higher temperature "
+            "or fewer names find more"
+        )
+        return SampleResult(result, complete=False, reason=reason, constraint=report)
+
+    def conditional_next_char(
+        self, params: SamplingParams, constraints: Constraints, seed: int | None = None
+    ) -> tuple[np.ndarray, ConstraintReport]:
+        """p(next character | prefix, the name satisfies `constraints`) under the shaped model, in
+        alphabet order ('.' = end): exact for a table model, else estimated by SMC (the weighted
+        share of first characters among `knobs.NEXT_CHAR_PARTICLES` particles, seeded)."""
+        params = params.checked(self.vocab)
+        language = self.language(params, constraints)
+        key = (constraints.checked(self.vocab, params.max_length), params.prefix, params.max_length)
+        shaping = Shaping(params.temperature, params.top_k, params.top_p, forbid_end_first=not params.prefix)
+        return self.constrained.next_char(key, language, shaping, seed if seed is not None else 0)
 
     def sample_batch(
         self, requests: list[tuple[int, int | None]], params: SamplingParams
@@ -241,6 +349,16 @@ class LanguageModel:
 def _draw_size(missing: int) -> int:
     """Names drawn in one round of novel sampling while `missing` are still to be found."""
     return max(2 * missing, 16)
+
+
+def _combined(reports: list[ConstraintReport]) -> ConstraintReport:
+    """One report for several rounds: the first round's method and estimate (a later round's
+    method only when SMC ran there), all draws."""
+    first = reports[0]
+    smc = [r for r in reports if r.method == "smc"]
+    chosen = smc[0] if smc and first.method != "smc" else first
+    draws = sum(r.draws for r in reports)
+    return ConstraintReport(chosen.method, chosen.p_constraint, draws, chosen.ess, chosen.particles)
 
 
 def _round_seed(seed: int, round_: int) -> int:

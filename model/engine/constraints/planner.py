@@ -1,0 +1,195 @@
+"""Choosing how a constrained request is drawn, within its budget, and saying how it was.
+
+A table model whose backward pass fits `knobs.EXACT_MAX_BYTES` is always drawn exactly. Any
+other source starts with a rejection round (`knobs.REJECTION_PILOT` candidates or more), which
+estimates p_constraint; rejection continues while p_constraint * K >= 1 (it then costs fewer
+draws than K-particle SMC), otherwise SMC draws the missing names. Every round's randomness is
+a stream derived from the request's seed, so seeded answers repeat.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.engine import knobs
+from model.engine.constraints.exact import Backward, BackwardCache, backward_pass, draw_exact
+from model.engine.constraints.language import Language
+from model.engine.constraints.rejection import rejection_round
+from model.engine.constraints.smc import run_smc, stream
+from model.engine.constraints.twist import fit_ngram
+from model.engine.sampler import StreamKeys
+from model.engine.shaping import Shaping
+from model.engine.sources import ContextTable, NextCharSource
+
+METHODS = ("exact", "smc", "rejection")
+
+
+@dataclass(frozen=True)
+class ConstraintReport:
+    """How names were drawn: `method`, `p_constraint` (exact when the method is exact, else an
+    estimate), `draws` (names and particles drawn in all) and the mean final ESS of SMC groups
+    (of `particles`) where SMC ran."""
+
+    method: str
+    p_constraint: float
+    draws: int
+    ess: float | None = None
+    particles: int | None = None
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Texts after the prefix with their unshaped log-probability sums, and the report."""
+
+    names: list[tuple[str, float]]
+    report: ConstraintReport
+
+
+class ConstrainedSampler:
+    """A model's constrained drawing: its caches (backward passes, the SMC twist) and the policy."""
+
+    def __init__(
+        self, source: NextCharSource, alphabet: str, cache_bytes: int = knobs.CONSTRAINT_CACHE_BYTES
+    ):
+        self.source, self.alphabet = source, alphabet
+        self.cache = BackwardCache(cache_bytes)
+        self._twist_tables: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _table_window(self) -> int | None:
+        if not isinstance(self.source, ContextTable):
+            return None
+        return round(math.log(self.source.context_count, self.source.vocab_size))
+
+    def exact_fits(self, language: Language) -> bool:
+        window = self._table_window()
+        if window is None:
+            return False
+        contexts = self.source.vocab_size**window
+        return language.steps * contexts * language.dfa.states * 8 <= knobs.EXACT_MAX_BYTES
+
+    def _backward(
+        self, key: Hashable, table: np.ndarray, window: int, language: Language, shaping: Shaping
+    ) -> Backward:
+        found = self.cache.get(key)
+        if found is None:
+            code, v = 0, table.shape[1]
+            for idx in language.prefix:
+                code = (code * v + idx) % table.shape[0]
+            found = backward_pass(table, window, language, shaping, code)
+            self.cache.put(key, found)
+        return found
+
+    def exact(self, key: Hashable, language: Language, shaping: Shaping) -> Backward:
+        """The exact backward pass of a table model (cached under `key`)."""
+        window = self._table_window()
+        assert window is not None
+        return self._backward(("exact", key, shaping), self.source.table, window, language, shaping)
+
+    def twist(self, key: Hashable, language: Language, shaping: Shaping) -> Backward:
+        """The SMC look-ahead: the backward pass over a trigram (a bigram when the automaton is
+        large) fitted to this model's own names, at the request's temperature."""
+        v = len(self.alphabet)
+        window = 2 if language.steps * v * v * language.dfa.states * 8 <= knobs.EXACT_MAX_BYTES else 1
+        with self._lock:
+            if window not in self._twist_tables:
+                self._twist_tables[window] = fit_ngram(self.source, self.alphabet, window)
+            table = self._twist_tables[window]
+        twist_shaping = Shaping(temperature=shaping.temperature)  # full support: positive wherever L is
+        return self._backward(
+            ("twist", window, key, shaping.temperature), table, window, language, twist_shaping
+        )
+
+    def draw(
+        self,
+        key: Hashable,
+        language: Language,
+        shaping: Shaping,
+        n: int,
+        seed: int,
+        budget: int,
+        method: str | None = None,
+    ) -> Drawn:
+        """Up to `n` names of `language` (fewer only when `budget` draws run out)."""
+        if method in (None, "exact") and self.exact_fits(language):
+            backward = self.exact(key, language, shaping)
+            sampled = draw_exact(
+                backward, self.source.table, language, self.alphabet, StreamKeys.of_requests([(n, seed)])
+            )
+            names = list(zip(sampled.texts, sampled.log_prob_sums, strict=True))
+            return Drawn(names, ConstraintReport("exact", backward.p_constraint, n))
+        return self._approximate(key, language, shaping, n, seed, budget, method)
+
+    def _approximate(
+        self,
+        key: Hashable,
+        language: Language,
+        shaping: Shaping,
+        n: int,
+        seed: int,
+        budget: int,
+        method: str | None,
+    ) -> Drawn:
+        k = knobs.SMC_PARTICLES
+        names: list[tuple[str, float]] = []
+        drawn = accepted = 0
+        estimates: list[np.ndarray] = []
+        ess: list[np.ndarray] = []
+        round_ = 0
+        while len(names) < n and drawn < budget:
+            need = n - len(names)
+            p_hat = accepted / drawn if drawn else None
+            rejection = method == "rejection" or (method != "smc" and (p_hat is None or p_hat * k >= 1))
+            round_seed = int(stream(seed, 16 + round_))
+            if rejection:
+                wanted = (
+                    max(knobs.REJECTION_PILOT, 2 * need)
+                    if p_hat is None
+                    else math.ceil(need / max(p_hat, 1 / k) * 1.2) + 16
+                )
+                draws = min(wanted, budget - drawn)
+                kept = rejection_round(self.source, self.alphabet, language, shaping, draws, round_seed)
+                drawn += draws
+                accepted += len(kept)
+                names.extend(kept[:need])
+            else:
+                groups = min(need, (budget - drawn) // k)
+                if groups == 0:
+                    break
+                twist = self.twist(key, language, shaping)
+                result = run_smc(self.source, self.alphabet, language, shaping, twist, groups, k, round_seed)
+                drawn += groups * k
+                names.extend(found for found in result.picked if found is not None)
+                estimates.append(result.estimates)
+                ess.append(result.ess)
+            round_ += 1
+        if estimates:
+            report = ConstraintReport(
+                "smc", float(np.concatenate(estimates).mean()), drawn, float(np.concatenate(ess).mean()), k
+            )
+        else:
+            report = ConstraintReport("rejection", accepted / drawn if drawn else 0.0, drawn)
+        return Drawn(names, report)
+
+    def next_char(
+        self, key: Hashable, language: Language, shaping: Shaping, seed: int
+    ) -> tuple[np.ndarray, ConstraintReport]:
+        """p(next character | prefix, name in L): exact from a table's backward pass, else the
+        weighted share of first characters among `knobs.NEXT_CHAR_PARTICLES` SMC particles."""
+        if self.exact_fits(language):
+            backward = self.exact(key, language, shaping)
+            return backward.conditional_first(), ConstraintReport("exact", backward.p_constraint, 0)
+        particles = knobs.NEXT_CHAR_PARTICLES
+        twist = self.twist(key, language, shaping)
+        result = run_smc(
+            self.source, self.alphabet, language, shaping, twist, 1, particles, int(stream(seed, 15))
+        )
+        report = ConstraintReport(
+            "smc", float(result.estimates[0]), particles, float(result.ess[0]), particles
+        )
+        return result.first, report

@@ -1,0 +1,226 @@
+"""Sequential Monte Carlo: names from any source, conditioned on a language, at a bounded cost.
+
+Each returned name comes from its own group of K particles (groups run side by side, one batched
+forward step per position). A particle proposes its next id from the shaped model times a twist
+psi (the backward pass of a look-ahead table, `twist`; psi of the end token is 1 exactly when the
+name is accepted at its length), so no particle ever leaves the language; its weight is multiplied
+by Z / psi_now, where Z is the proposal's normaliser. The final weight of a name x is then
+p(x) / q(x) for x in L: an importance weight for the true conditional. A group resamples
+(systematic) when its effective sample size falls below K/2, and picks one name in proportion
+to the final weights.
+
+What is exact and what is not: each group's estimate of p_constraint (the product over
+resampling epochs of the mean weight) is unbiased; the picked name follows the conditional only
+as K grows (sampling-importance-resampling: the bias of a K-particle group is O(1/K) and small
+when the weights are even, i.e. when the twist is good; the tests bound it). All randomness comes
+from counter-based uniforms of three streams derived from the request's seed: proposals (one
+draw per particle and step), resampling (one per group and step) and the final pick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.engine import knobs
+from model.engine.constraints.exact import Backward, shaped_probs
+from model.engine.constraints.language import Language
+from model.engine.sampler import decode_rows, uniforms
+from model.engine.shaping import Shaping
+from model.engine.sources import NextCharSource
+from model.hashing import GOLDEN_GAMMA, splitmix64
+
+_PROPOSE, _RESAMPLE, _PICK = 1, 2, 3
+
+
+def stream(seed: int, purpose: int) -> np.uint64:
+    """A seed for one purpose of a request, derived from the request's seed."""
+    start = (seed + purpose * int(GOLDEN_GAMMA)) % (1 << 64)
+    return splitmix64(np.array([start], dtype=np.uint64))[0]
+
+
+@dataclass(frozen=True)
+class SmcResult:
+    """Per group: the picked name (text after the prefix) and its unshaped log-probability sum, or
+    None when every particle died; the unbiased estimate of p_constraint; the final ESS."""
+
+    picked: list[tuple[str, float] | None]
+    estimates: np.ndarray
+    ess: np.ndarray
+    particles: int
+    first: np.ndarray  # float64[V]: the groups' normalised weights summed by first id, averaged
+
+
+def run_smc(
+    source: NextCharSource,
+    alphabet: str,
+    language: Language,
+    shaping: Shaping,
+    twist: Backward,
+    groups: int,
+    particles: int,
+    seed: int,
+) -> SmcResult:
+    """`groups` independent K-particle systems, one name each (see the module docstring), run
+    `knobs.SMC_CHUNK_ROWS` particles at a time; group g's draws are keyed by g wherever it runs."""
+    per_chunk = max(1, knobs.SMC_CHUNK_ROWS // particles)
+    parts = [
+        _run_groups(
+            source, alphabet, language, shaping, twist, start, min(groups, start + per_chunk), particles, seed
+        )
+        for start in range(0, groups, per_chunk)
+    ]
+    total = len(parts)
+    return SmcResult(
+        [found for part in parts for found in part.picked],
+        np.concatenate([part.estimates for part in parts]),
+        np.concatenate([part.ess for part in parts]),
+        particles,
+        sum(part.first * len(part.picked) for part in parts) / max(groups, 1)
+        if total
+        else np.zeros(len(alphabet)),
+    )
+
+
+def _run_groups(
+    source: NextCharSource,
+    alphabet: str,
+    language: Language,
+    shaping: Shaping,
+    twist: Backward,
+    first_group: int,
+    end_group: int,
+    particles: int,
+    seed: int,
+) -> SmcResult:
+    """Groups first_group .. end_group - 1."""
+    groups = end_group - first_group
+    v = len(alphabet)
+    contexts = twist.q.shape[0]
+    tail = contexts // v
+    delta, accepting = language.dfa.delta, language.dfa.accepting
+    prefix_len, steps = len(language.prefix), language.steps
+    total = groups * particles
+    propose = np.full(total, stream(seed, _PROPOSE), dtype=np.uint64)
+    resample_seeds = np.full(groups, stream(seed, _RESAMPLE), dtype=np.uint64)
+    particle_rows = np.arange(first_group * particles, end_group * particles, dtype=np.uint64)
+    group_rows = np.arange(first_group, end_group, dtype=np.uint64)
+
+    ids = np.zeros((total, steps + 1), dtype=np.int64)
+    lengths = np.zeros(total, dtype=np.int64)
+    done = np.zeros(total, dtype=bool)
+    log_w = np.zeros(total)
+    log_z = np.zeros(groups)
+    sums = np.zeros(total)
+    codes = np.full(total, twist.start_code, dtype=np.int64)
+    states = np.full(total, language.state, dtype=np.int64)
+    psi_now = np.ones(total)
+    going = np.arange(total)
+    state = source.keep(source.start(list(language.prefix)), np.zeros(total, dtype=np.int64))
+    letters = np.arange(v)[None, :]
+
+    for t in range(steps + 1):
+        g = going
+        log_p = source.log_probs(state)
+        p = shaped_probs(log_p, shaping, first_step=t == 0)
+        psi_next = np.zeros_like(p)
+        psi_next[:, 0] = accepting[states[g]] & (language.lo <= prefix_len + t <= language.hi)
+        if t < steps:
+            nxt = (codes[g] % tail)[:, None] * v + letters
+            psi_next[:, 1:] = twist.betas[t + 1][nxt, delta[states[g]]][:, 1:]
+        m = p * psi_next
+        z = m.sum(axis=1)
+        alive = z > 0
+        with np.errstate(divide="ignore"):
+            log_w[g] += np.where(alive, np.log(np.where(alive, z, 1.0)) - np.log(psi_now[g]), -np.inf)
+        m[~alive, 0] = 1.0  # a dead particle ends (its weight is already 0)
+        cdf = np.cumsum(m, axis=1)
+        cdf /= cdf[:, -1:]  # the last column exactly 1: a draw lands on a positive entry
+        chosen = (cdf < uniforms(propose[g], particle_rows[g], t)[:, None]).argmin(axis=1)
+        rows = np.arange(len(g))
+        sums[g] += log_p[rows, chosen]
+        ids[g, t] = chosen
+        psi_now[g] = psi_next[rows, chosen]
+        finished = chosen == 0
+        lengths[g[finished]] = t
+        done[g[finished]] = True
+        codes[g] = (codes[g] * v + chosen) % contexts
+        states[g] = delta[states[g], chosen]
+        still = np.flatnonzero(~finished)
+        going = g[still]
+        if not len(going):
+            break
+        state = source.advance(source.keep(state, still), chosen[still])
+        ancestors = _resample(log_w, log_z, done, particles, resample_seeds, group_rows, t)
+        if ancestors is not None:
+            position = np.full(total, -1)
+            position[going] = np.arange(len(going))
+            ids, lengths, done, sums = ids[ancestors], lengths[ancestors], done[ancestors], sums[ancestors]
+            codes, states, psi_now = codes[ancestors], states[ancestors], psi_now[ancestors]
+            going = np.flatnonzero(~done)
+            state = source.keep(state, position[ancestors[going]])
+
+    weights = log_w.reshape(groups, particles)
+    top = weights.max(axis=1, keepdims=True)
+    dead = ~np.isfinite(top[:, 0])
+    w = np.exp(weights - np.where(dead[:, None], 0.0, top))
+    w[dead] = 0.0
+    mass = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimates = np.where(dead, 0.0, np.exp(log_z + top[:, 0] + np.log(mass / particles)))
+        ess = np.where(dead, 0.0, mass**2 / (w**2).sum(axis=1))
+    pick_u = uniforms(np.full(groups, stream(seed, _PICK), dtype=np.uint64), group_rows, 0)
+    cum = np.cumsum(w, axis=1)
+    choice = (cum < (pick_u * mass)[:, None]).sum(axis=1).clip(max=particles - 1)
+    first = np.zeros(v)
+    live = ~dead
+    if live.any():
+        shares = (w[live] / mass[live, None]).ravel()
+        np.add.at(first, ids.reshape(groups, particles, -1)[live][:, :, 0].ravel(), shares)
+        first /= live.sum()
+    texts = decode_rows(alphabet, ids, lengths)
+    picked: list[tuple[str, float] | None] = []
+    for group in range(groups):
+        if dead[group]:
+            picked.append(None)
+            continue
+        k = group * particles + int(choice[group])
+        picked.append((texts[k], float(sums[k])))
+    return SmcResult(picked, estimates, ess, particles, first)
+
+
+def _resample(
+    log_w: np.ndarray,
+    log_z: np.ndarray,
+    done: np.ndarray,
+    particles: int,
+    seeds: np.ndarray,
+    group_rows: np.ndarray,
+    t: int,
+) -> np.ndarray | None:
+    """Systematic resampling of the groups whose ESS is below K/2 and that still have a particle
+    going: returns every particle's ancestor (itself elsewhere) and folds the groups' mean weights
+    into `log_z` (their weights restart at 0), or None when no group resamples."""
+    groups = len(log_z)
+    weights = log_w.reshape(groups, particles)
+    top = weights.max(axis=1, keepdims=True)
+    finite = np.isfinite(top[:, 0])
+    w = np.exp(weights - np.where(finite[:, None], top, 0.0))
+    w[~finite] = 0.0
+    mass = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ess = mass**2 / (w**2).sum(axis=1)
+    pending = (~done).reshape(groups, particles).any(axis=1)
+    chosen = np.flatnonzero(finite & pending & (ess < particles / 2))
+    if not len(chosen):
+        return None
+    u = uniforms(seeds[chosen], group_rows[chosen], t)
+    positions = (np.arange(particles)[None, :] + (1.0 - u)[:, None]) / particles  # in [0, 1)
+    cum = np.cumsum(w[chosen], axis=1) / mass[chosen, None]
+    picks = np.minimum((cum[:, None, :] <= positions[:, :, None]).sum(axis=2), particles - 1)
+    ancestors = np.arange(groups * particles)
+    ancestors.reshape(groups, particles)[chosen] = chosen[:, None] * particles + picks
+    log_z[chosen] += top[chosen, 0] + np.log(mass[chosen] / particles)
+    log_w.reshape(groups, particles)[chosen] = 0.0
+    return ancestors
