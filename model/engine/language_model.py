@@ -244,7 +244,7 @@ class LanguageModel:
         params = params.checked(self.vocab)
         language = self.language(params, constraints)
         key = (constraints.checked(self.vocab, params.max_length), params.prefix, params.max_length)
-        shaping = Shaping(params.temperature, params.top_k, params.top_p, forbid_end_first=not params.prefix)
+        shaping = Shaping.of(params)
         seed = seed if seed is not None else secrets.randbits(63)
         prefix_ids = self.vocab.encode(params.prefix)
         prefix_sum = float(self.source.score([prefix_ids])[0][:-1].sum()) if prefix_ids else 0.0
@@ -295,7 +295,7 @@ class LanguageModel:
         params = params.checked(self.vocab)
         language = self.language(params, constraints)
         key = (constraints.checked(self.vocab, params.max_length), params.prefix, params.max_length)
-        shaping = Shaping(params.temperature, params.top_k, params.top_p, forbid_end_first=not params.prefix)
+        shaping = Shaping.of(params)
         return self.constrained.next_char(key, language, shaping, seed if seed is not None else 0)
 
     def sample_batch(

@@ -135,10 +135,11 @@ class ConstrainedSampler:
         budget: int,
         method: str | None,
     ) -> Drawn:
-        k = knobs.SMC_PARTICLES
+        k = knobs.SMC_PARTICLES_PER_NAME
         names: list[tuple[str, float]] = []
         drawn = accepted = 0
         estimates: list[np.ndarray] = []
+        particles = 0
         ess: list[np.ndarray] = []
         round_ = 0
         while len(names) < n and drawn < budget:
@@ -158,19 +159,27 @@ class ConstrainedSampler:
                 accepted += len(kept)
                 names.extend(kept[:need])
             else:
-                groups = min(need, (budget - drawn) // k)
+                picks = min(need, knobs.SMC_NAMES_PER_GROUP)
+                groups = min(math.ceil(need / picks), (budget - drawn) // (k * picks))
                 if groups == 0:
                     break
                 twist = self.twist(key, language, shaping)
-                result = run_smc(self.source, self.alphabet, language, shaping, twist, groups, k, round_seed)
-                drawn += groups * k
-                names.extend(found for found in result.picked if found is not None)
+                result = run_smc(
+                    self.source, self.alphabet, language, shaping, twist, groups, k * picks, picks, round_seed
+                )
+                drawn += groups * k * picks
+                particles = k * picks
+                names.extend(result.picked[:need])
                 estimates.append(result.estimates)
                 ess.append(result.ess)
             round_ += 1
         if estimates:
             report = ConstraintReport(
-                "smc", float(np.concatenate(estimates).mean()), drawn, float(np.concatenate(ess).mean()), k
+                "smc",
+                float(np.concatenate(estimates).mean()),
+                drawn,
+                float(np.concatenate(ess).mean()),
+                particles,
             )
         else:
             report = ConstraintReport("rejection", accepted / drawn if drawn else 0.0, drawn)

@@ -1,20 +1,27 @@
 """Sequential Monte Carlo: names from any source, conditioned on a language, at a bounded cost.
 
-Each returned name comes from its own group of K particles (groups run side by side, one batched
-forward step per position). A particle proposes its next id from the shaped model times a twist
-psi (the backward pass of a look-ahead table, `twist`; psi of the end token is 1 exactly when the
-name is accepted at its length), so no particle ever leaves the language; its weight is multiplied
-by Z / psi_now, where Z is the proposal's normaliser. The final weight of a name x is then
-p(x) / q(x) for x in L: an importance weight for the true conditional. A group resamples
-(systematic) when its effective sample size falls below K/2, and picks one name in proportion
-to the final weights.
+Names come in groups: a group of K particles yields r names (K = `knobs.SMC_PARTICLES_PER_NAME`
+* r); groups run side by side, one batched forward step per position. A particle proposes its
+next id from the shaped model times a twist psi (the backward pass of a look-ahead table,
+`twist`; psi of the end token is 1 exactly when the name is accepted at its length), so no
+particle ever leaves the language; its weight is multiplied by Z / psi_now, where Z is the
+proposal's normaliser. The final weight of a name x is then p(x) / q(x) for x in L: an
+importance weight for the true conditional. A group resamples (systematic) when its effective
+sample size falls below K/2, and at the end picks r names by systematic resampling of the final
+weights (in an order shuffled by a seeded key).
 
 What is exact and what is not: each group's estimate of p_constraint (the product over
-resampling epochs of the mean weight) is unbiased; the picked name follows the conditional only
-as K grows (sampling-importance-resampling: the bias of a K-particle group is O(1/K) and small
-when the weights are even, i.e. when the twist is good; the tests bound it). All randomness comes
-from counter-based uniforms of three streams derived from the request's seed: proposals (one
-draw per particle and step), resampling (one per group and step) and the final pick.
+resampling epochs of the mean weight) is unbiased; the picked names follow the conditional only
+as K grows (sampling-importance-resampling: the bias of a K-particle group is O(1/K), larger
+where the twist under-rates a continuation the model likes). Measured on the GRU: with K = 32
+and one name a group, a language of p = 0.18 % failed a 3,000-draw chi-square (p = 1e-21); with
+K = 1,024 and 32 names a group (the same cost per name) it passes. The r names of a group share
+its particles, so they are not independent: their counts vary a little more than multinomial
+counts (the tests' tolerance says by how much).
+
+All randomness comes from counter-based uniforms of three streams derived from the request's
+seed: proposals (one draw per particle and step), resampling (one per group and step) and the
+final picks.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from model.engine.sources import NextCharSource
 from model.hashing import GOLDEN_GAMMA, splitmix64
 
 _PROPOSE, _RESAMPLE, _PICK = 1, 2, 3
+TWIST_POWER = 1.0
 
 
 def stream(seed: int, purpose: int) -> np.uint64:
@@ -42,10 +50,11 @@ def stream(seed: int, purpose: int) -> np.uint64:
 
 @dataclass(frozen=True)
 class SmcResult:
-    """Per group: the picked name (text after the prefix) and its unshaped log-probability sum, or
-    None when every particle died; the unbiased estimate of p_constraint; the final ESS."""
+    """The picked names (text after the prefix, unshaped log-probability sum), group after group
+    (none from a group whose particles all died); per group the unbiased estimate of p_constraint
+    and the final ESS."""
 
-    picked: list[tuple[str, float] | None]
+    picked: list[tuple[str, float]]
     estimates: np.ndarray
     ess: np.ndarray
     particles: int
@@ -60,14 +69,24 @@ def run_smc(
     twist: Backward,
     groups: int,
     particles: int,
+    picks: int,
     seed: int,
 ) -> SmcResult:
-    """`groups` independent K-particle systems, one name each (see the module docstring), run
+    """`groups` independent K-particle systems, `picks` names each (see the module docstring), run
     `knobs.SMC_CHUNK_ROWS` particles at a time; group g's draws are keyed by g wherever it runs."""
     per_chunk = max(1, knobs.SMC_CHUNK_ROWS // particles)
     parts = [
         _run_groups(
-            source, alphabet, language, shaping, twist, start, min(groups, start + per_chunk), particles, seed
+            source,
+            alphabet,
+            language,
+            shaping,
+            twist,
+            start,
+            min(groups, start + per_chunk),
+            particles,
+            picks,
+            seed,
         )
         for start in range(0, groups, per_chunk)
     ]
@@ -77,7 +96,7 @@ def run_smc(
         np.concatenate([part.estimates for part in parts]),
         np.concatenate([part.ess for part in parts]),
         particles,
-        sum(part.first * len(part.picked) for part in parts) / max(groups, 1)
+        sum(part.first * len(part.estimates) for part in parts) / max(groups, 1)
         if total
         else np.zeros(len(alphabet)),
     )
@@ -92,6 +111,7 @@ def _run_groups(
     first_group: int,
     end_group: int,
     particles: int,
+    picks: int,
     seed: int,
 ) -> SmcResult:
     """Groups first_group .. end_group - 1."""
@@ -128,7 +148,7 @@ def _run_groups(
         psi_next[:, 0] = accepting[states[g]] & (language.lo <= prefix_len + t <= language.hi)
         if t < steps:
             nxt = (codes[g] % tail)[:, None] * v + letters
-            psi_next[:, 1:] = twist.betas[t + 1][nxt, delta[states[g]]][:, 1:]
+            psi_next[:, 1:] = twist.betas[t + 1][nxt, delta[states[g]]][:, 1:] ** TWIST_POWER
         m = p * psi_next
         z = m.sum(axis=1)
         alive = z > 0
@@ -170,9 +190,14 @@ def _run_groups(
     with np.errstate(divide="ignore", invalid="ignore"):
         estimates = np.where(dead, 0.0, np.exp(log_z + top[:, 0] + np.log(mass / particles)))
         ess = np.where(dead, 0.0, mass**2 / (w**2).sum(axis=1))
-    pick_u = uniforms(np.full(groups, stream(seed, _PICK), dtype=np.uint64), group_rows, 0)
+    pick_rows = (group_rows[:, None] * np.uint64(picks) + np.arange(picks, dtype=np.uint64)[None, :]).ravel()
+    pick_seeds = np.full(groups * picks, stream(seed, _PICK), dtype=np.uint64)
+    offsets = 1.0 - uniforms(pick_seeds[:groups], group_rows, 0)  # one systematic offset a group
+    positions = (np.arange(picks)[None, :] + offsets[:, None]) / picks * mass[:, None]
     cum = np.cumsum(w, axis=1)
-    choice = (cum < (pick_u * mass)[:, None]).sum(axis=1).clip(max=particles - 1)
+    choice = np.minimum((cum[:, None, :] <= positions[:, :, None]).sum(axis=2), particles - 1)
+    order = np.argsort(uniforms(pick_seeds, pick_rows, 1).reshape(groups, picks), axis=1, kind="stable")
+    choice = np.take_along_axis(choice, order, axis=1)
     first = np.zeros(v)
     live = ~dead
     if live.any():
@@ -180,13 +205,10 @@ def _run_groups(
         np.add.at(first, ids.reshape(groups, particles, -1)[live][:, :, 0].ravel(), shares)
         first /= live.sum()
     texts = decode_rows(alphabet, ids, lengths)
-    picked: list[tuple[str, float] | None] = []
-    for group in range(groups):
-        if dead[group]:
-            picked.append(None)
-            continue
-        k = group * particles + int(choice[group])
-        picked.append((texts[k], float(sums[k])))
+    picked: list[tuple[str, float]] = []
+    for group in np.flatnonzero(live).tolist():
+        for k in (group * particles + choice[group]).tolist():
+            picked.append((texts[k], float(sums[k])))
     return SmcResult(picked, estimates, ess, particles, first)
 
 
