@@ -16,7 +16,9 @@ def enumerate_language(alphabet: str, prefix: str, middle_lengths: tuple[int, ..
     """Every prefix + (middle of one of `middle_lengths` letters) + suffix."""
     letters = alphabet[1:]
     return [
-        prefix + "".join(middle) + suffix for k in middle_lengths for middle in itertools.product(letters, repeat=k)
+        prefix + "".join(middle) + suffix
+        for k in middle_lengths
+        for middle in itertools.product(letters, repeat=k)
     ]
 
 
@@ -96,7 +98,9 @@ def design_effect(words: list[str], probs: np.ndarray, names: list[str], group: 
     return max(1.0, float(ratios.mean()))
 
 
-def corrected_chi_square_p(words: list[str], probs: np.ndarray, names: list[str], group: int) -> tuple[float, float]:
+def corrected_chi_square_p(
+    words: list[str], probs: np.ndarray, names: list[str], group: int
+) -> tuple[float, float]:
     """`chi_square_p` with the statistic divided by the `design_effect`; returns (p, effect)."""
     effect = design_effect(words, probs, names, group)
     index = {word: i for i, word in enumerate(words)}

@@ -21,7 +21,7 @@ from model.engine.constraints.exact import Backward, BackwardCache, backward_pas
 from model.engine.constraints.language import Language
 from model.engine.constraints.rejection import rejection_round
 from model.engine.constraints.smc import run_smc, stream
-from model.engine.constraints.twist import fit_ngram
+from model.engine.constraints.twist import fit_ngram, upper_envelope
 from model.engine.sampler import StreamKeys
 from model.engine.shaping import Shaping
 from model.engine.sources import ContextTable, NextCharSource
@@ -92,18 +92,30 @@ class ConstrainedSampler:
         return self._backward(("exact", key, shaping), self.source.table, window, language, shaping)
 
     def twist(self, key: Hashable, language: Language, shaping: Shaping) -> Backward:
-        """The SMC look-ahead: the backward pass over a trigram (a bigram when the automaton is
-        large) fitted to this model's own names, at the request's temperature."""
+        """The SMC look-ahead: per position, context and state, the larger of the backward passes
+        over a trigram and over a bigram fitted to this model's own names (over the bigram alone
+        when the automaton is large), at the request's temperature. The larger of the two: a twist
+        that under-rates a continuation the model likes is what makes SMC weights uneven."""
         v = len(self.alphabet)
         window = 2 if language.steps * v * v * language.dfa.states * 8 <= knobs.EXACT_MAX_BYTES else 1
         with self._lock:
-            if window not in self._twist_tables:
-                self._twist_tables[window] = fit_ngram(self.source, self.alphabet, window)
-            table = self._twist_tables[window]
+            for order in range(1, window + 1):
+                if order not in self._twist_tables:
+                    self._twist_tables[order] = fit_ngram(self.source, self.alphabet, order)
+            tables = [self._twist_tables[order] for order in range(1, window + 1)]
         twist_shaping = Shaping(temperature=shaping.temperature)  # full support: positive wherever L is
-        return self._backward(
-            ("twist", window, key, shaping.temperature), table, window, language, twist_shaping
-        )
+        cache_key = ("twist", window, key, shaping.temperature)
+        found = self.cache.get(cache_key)
+        if found is None:
+            passes = [
+                self._backward(
+                    ("twist-order", order, key, shaping.temperature), table, order, language, twist_shaping
+                )
+                for order, table in enumerate(tables, start=1)
+            ]
+            found = upper_envelope(passes, v**window)
+            self.cache.put(cache_key, found)
+        return found
 
     def draw(
         self,
@@ -196,7 +208,7 @@ class ConstrainedSampler:
         particles = knobs.NEXT_CHAR_PARTICLES
         twist = self.twist(key, language, shaping)
         result = run_smc(
-            self.source, self.alphabet, language, shaping, twist, 1, particles, int(stream(seed, 15))
+            self.source, self.alphabet, language, shaping, twist, 1, particles, 1, int(stream(seed, 15))
         )
         report = ConstraintReport(
             "smc", float(result.estimates[0]), particles, float(result.ess[0]), particles

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.engine.constraints.exact import Backward
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
 from model.engine.sources import NextCharSource
 
 TWIST_NAMES = 8192  # names drawn from the model to fit the n-gram (about 0.5 s on the GRU)
 TWIST_SEED = 0x7477697374  # "twist": a fixed stream, the same at every load
-SMOOTHING = 2.0  # pseudo-counts given to the lower order's distribution at each order
+SMOOTHING = 20.0  # pseudo-counts given to the lower order's distribution at each order
 MAX_LENGTH = 32
 
 
@@ -46,3 +47,18 @@ def fit_ngram(source: NextCharSource, alphabet: str, window: int) -> np.ndarray:
         totals = counts[w].sum(axis=1, keepdims=True)
         probs = (counts[w] + SMOOTHING * lower) / (totals + SMOOTHING)
     return np.log(probs)
+
+
+def upper_envelope(passes: list[Backward], contexts: int) -> Backward:
+    """One twist from backward passes over n-grams of different orders: each beta widened to
+    `contexts` (a lower order's context is the tail of a higher one's), then the largest."""
+    v = passes[0].q.shape[1]
+    betas = {}
+    for t in passes[0].betas:
+        widened = [np.tile(p.betas[t], (contexts // p.betas[t].shape[0], 1)) for p in passes]
+        betas[t] = np.maximum.reduce(widened)
+    top = max(passes, key=lambda p: p.q.shape[0])
+    first = np.maximum.reduce([p.first for p in passes])
+    return Backward(
+        np.zeros((contexts, v)) if top.q.shape[0] != contexts else top.q, betas, first, top.start_code
+    )
