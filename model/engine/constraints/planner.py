@@ -21,7 +21,7 @@ from model.engine.constraints.exact import Backward, BackwardCache, backward_pas
 from model.engine.constraints.language import Language
 from model.engine.constraints.rejection import rejection_round
 from model.engine.constraints.smc import run_smc, stream
-from model.engine.constraints.twist import fit_ngram, upper_envelope
+from model.engine.constraints.twist import fit_ngrams, upper_envelope
 from model.engine.sampler import StreamKeys
 from model.engine.shaping import Shaping
 from model.engine.sources import ContextTable, NextCharSource
@@ -58,7 +58,7 @@ class ConstrainedSampler:
     ):
         self.source, self.alphabet = source, alphabet
         self.cache = BackwardCache(cache_bytes)
-        self._twist_tables: dict[int, np.ndarray] = {}
+        self._twist_tables: list[np.ndarray] = []
         self._lock = threading.Lock()
 
     def _table_window(self) -> int | None:
@@ -99,10 +99,9 @@ class ConstrainedSampler:
         v = len(self.alphabet)
         window = 2 if language.steps * v * v * language.dfa.states * 8 <= knobs.EXACT_MAX_BYTES else 1
         with self._lock:
-            for order in range(1, window + 1):
-                if order not in self._twist_tables:
-                    self._twist_tables[order] = fit_ngram(self.source, self.alphabet, order)
-            tables = [self._twist_tables[order] for order in range(1, window + 1)]
+            if not self._twist_tables:
+                self._twist_tables = fit_ngrams(self.source, self.alphabet, 2)
+            tables = self._twist_tables[:window]
         twist_shaping = Shaping(temperature=shaping.temperature)  # full support: positive wherever L is
         cache_key = ("twist", window, key, shaping.temperature)
         found = self.cache.get(cache_key)

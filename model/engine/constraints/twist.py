@@ -24,9 +24,10 @@ SMOOTHING = 20.0  # pseudo-counts given to the lower order's distribution at eac
 MAX_LENGTH = 32
 
 
-def fit_ngram(source: NextCharSource, alphabet: str, window: int) -> np.ndarray:
-    """float64[V**window, V]: log p(next | last `window` ids), '.'-padded like a context table's code,
-    interpolated down to a +1 unigram."""
+def fit_ngrams(source: NextCharSource, alphabet: str, window: int) -> list[np.ndarray]:
+    """For each order w = 1 .. `window`: float64[V**w, V], log p(next | last w ids), '.'-padded
+    like a context table's code, each order interpolated down to the one below (and the first
+    to a +1 unigram); all from one sample of the model's names."""
     v = len(alphabet)
     keys = StreamKeys.of_requests([(TWIST_NAMES, TWIST_SEED)])
     texts = sample_rows(source, alphabet, keys, [], MAX_LENGTH, Shaping(forbid_end_first=True)).texts
@@ -42,11 +43,13 @@ def fit_ngram(source: NextCharSource, alphabet: str, window: int) -> np.ndarray:
                 counts[w][code, idx] += 1
             history = [*history[1:], idx]
     probs = (counts[0] + 1.0) / (counts[0] + 1.0).sum(axis=1, keepdims=True)
+    tables = []
     for w in range(1, window + 1):
         lower = np.tile(probs, (v, 1))  # context a·rest backs off to rest
         totals = counts[w].sum(axis=1, keepdims=True)
         probs = (counts[w] + SMOOTHING * lower) / (totals + SMOOTHING)
-    return np.log(probs)
+        tables.append(np.log(probs))
+    return tables
 
 
 def upper_envelope(passes: list[Backward], contexts: int) -> Backward:
