@@ -21,6 +21,19 @@ SAMPLE_EXAMPLE: dict[str, Any] = {
     "reason": None,
 }
 
+# /sample {"n": 3, "seed": 42, "constraints": {"ends_with": "lyn", "length": [5, 8]}} to names-mlp
+CONSTRAINED_SAMPLE_EXAMPLE: dict[str, Any] = {
+    "model": "names-mlp",
+    "names": [
+        {"name": "dilyn", "loss": 1.7505837148704615, "novel": False, "truncated": False},
+        {"name": "modelyn", "loss": 1.8522287823620682, "novel": True, "truncated": False},
+        {"name": "brylyn", "loss": 1.5563050693595806, "novel": False, "truncated": False},
+    ],
+    "complete": True,
+    "reason": None,
+    "constraint": {"method": "exact", "p_constraint": 0.008464654485534372, "draws": 3},
+}
+
 NEXT_CHAR_EXAMPLE: dict[str, Any] = {
     "prefix": "emm",
     "distribution": [

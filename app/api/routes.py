@@ -28,11 +28,12 @@ from app.api.schemas import (
     SampleResponse,
     ServedModelInfo,
     WordLoss,
+    constraint_info,
 )
 from app.http.metrics import count_names
 from app.serving.service import Service
 from model.engine.language_model import WordScore
-from model.engine.params import Loc, ParameterError
+from model.engine.params import Loc, ParameterError, SamplingParams
 
 
 async def get_service(request: Request) -> Service:
@@ -94,23 +95,45 @@ async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
         *over_limit(("max_length",), "max_length", req.max_length, settings.max_length),
     ])  # fmt: skip
     model = service.model(req.model)
-    result = await service.sample(model, req.n, req.params(), req.seed, novel=req.novel)
+    constraints = req.constraints.engine() if req.constraints is not None else None
+    result = await service.sample(
+        model, req.n, req.params(), req.seed, novel=req.novel, constraints=constraints
+    )
     count_names(model.name, len(result.names))
-    return JSONBytes({
+    body = {
         "model": model.name,
         "names": result.names,  # Sample dataclasses: orjson writes them natively (asdict: ~4.5 us each)
         "complete": result.complete,
         "reason": result.reason,
-    })  # fmt: skip
+    }
+    if result.constraint is not None:
+        body["constraint"] = constraint_info(result.constraint)
+    return JSONBytes(body)
 
 
 @router.post("/next-char", response_model=NextCharResponse, summary="Next-character distribution")
 async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
     raise_problems(over_limit(("prefix",), "the prefix length", len(req.prefix), service.settings.max_length))
     model = service.model(req.model)
-    prefix, probs = await service.runner.run(model, lambda: model.next_char(req.prefix), names=1)
+    constraints = req.constraints.engine() if req.constraints is not None else None
+    if constraints is None or constraints.empty:
+        prefix, probs = await service.runner.run(model, lambda: model.next_char(req.prefix), names=1)
+        report = None
+    else:
+        raise_problems(over_limit(("max_length",), "max_length", req.max_length, service.settings.max_length))
+        params = SamplingParams(prefix=req.prefix, max_length=req.max_length).checked(model.vocab)
+        model.language(params, constraints)  # a malformed or empty language: a 422 before queueing
+        probs, report = await service.runner.run(
+            model,
+            lambda: model.conditional_next_char(params, constraints, req.seed),
+            names=model.constraint_budget,
+        )
+        prefix = params.prefix
     ranked = sorted(zip(model.vocab.alphabet, probs.tolist(), strict=True), key=lambda cp: -cp[1])
-    return JSONBytes({"prefix": prefix, "distribution": [{"char": c, "prob": p} for c, p in ranked]})
+    body = {"prefix": prefix, "distribution": [{"char": c, "prob": p} for c, p in ranked]}
+    if report is not None:
+        body["constraint"] = constraint_info(report)
+    return JSONBytes(body)
 
 
 @router.post("/loss", response_model=WordLoss | BatchLoss, summary="Score a name (or many)")

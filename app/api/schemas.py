@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from app.api.examples import (
     BATCH_LOSS_EXAMPLE,
+    CONSTRAINED_SAMPLE_EXAMPLE,
     MODEL_EXAMPLE,
     MODEL_LIST_EXAMPLE,
     NEXT_CHAR_EXAMPLE,
@@ -18,6 +19,7 @@ from app.api.examples import (
     WORD_LOSS_EXAMPLE,
 )
 from app.settings import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
+from model.engine.constraints.spec import MAX_ITEMS, MAX_REGEX, MAX_STRING, Constraints
 from model.engine.params import SAMPLING_FIELDS, SamplingParams
 from model.families import family_kinds
 
@@ -123,6 +125,88 @@ class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
 
 
+Fragment = Annotated[str, Field(min_length=1, max_length=MAX_STRING), ValidText]
+
+
+class ConstraintsBody(StrictBody):
+    """What every returned name must satisfy, besides starting with `prefix`. Names are drawn from
+    the model's own distribution conditioned on all of them (see `constraint` in the response)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ends_with": "lyn", "length": [5, 8]},
+                {"contains": ["ar"], "excludes": ["y"], "regex": "[a-m].*"},
+            ]
+        }
+    )
+
+    ends_with: Fragment | None = Field(None, description="Letters the name ends with. " + TEXT_RULE)
+    contains: list[Fragment] = Field(
+        [], max_length=MAX_ITEMS, description="Strings that must each occur in the name."
+    )
+    excludes: list[Fragment] = Field(
+        [], max_length=MAX_ITEMS, description="Strings that must not occur in the name."
+    )
+    length: list[integer(1, MAX_LENGTH)] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[min, max] letters, inclusive, prefix included; max at most max_length. "
+        "A name of max letters ends there (the model's end token), it is never cut.",
+    )
+    regex: Annotated[str, Field(max_length=MAX_REGEX), ValidText] | None = Field(
+        None,
+        description="A regular expression the whole name must match, over the model's alphabet: "
+        "literals, classes ([a-z], [^aeiou]), '.', ?, *, +, {m,n}, | and groups. Backreferences, "
+        "look-arounds and flags are a 422.",
+    )
+
+    def engine(self) -> Constraints:
+        return Constraints(
+            ends_with=self.ends_with,
+            contains=tuple(self.contains),
+            excludes=tuple(self.excludes),
+            length=(self.length[0], self.length[1]) if self.length is not None else None,
+            regex=self.regex,
+        )
+
+
+CONSTRAINTS_DESCRIPTION = (
+    "Only names satisfying every constraint, drawn from the model's distribution (shaped by "
+    "temperature, top_k, top_p) conditioned on them. A combination no name satisfies is a 422 at "
+    '["body", "constraints"] saying why; a rare one returns what a bounded budget found, with '
+    "complete false and a reason."
+)
+
+
+class ConstraintInfo(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CONSTRAINED_SAMPLE_EXAMPLE["constraint"]]})
+
+    method: str = Field(
+        description="exact: a table model's exact conditional (a backward pass over contexts and the "
+        "constraints' automaton); rejection: unconstrained draws kept when they satisfy the "
+        "constraints (exact); smc: sequential Monte Carlo (32 names from 1,024 weighted particles; "
+        "close to the conditional, a small bias)."
+    )
+    p_constraint: float = Field(
+        description="The probability that a name (given the prefix, under the shaped model) satisfies "
+        "the constraints: exact when method is exact, else an unbiased estimate."
+    )
+    draws: int = Field(description="Names and particles drawn to answer (the budget bounds it).")
+    ess: float | None = Field(
+        None, description="SMC only: the mean effective sample size of a group's 1,024 final particles."
+    )
+
+
+def constraint_info(report: Any) -> dict[str, Any]:
+    """The response's `constraint` object from the engine's ConstraintReport."""
+    info = {"method": report.method, "p_constraint": report.p_constraint, "draws": report.draws}
+    if report.ess is not None:
+        info["ess"] = report.ess
+    return info
+
+
 class SampleRequest(StrictBody):
     model_config = ConfigDict(
         json_schema_extra={
@@ -135,7 +219,8 @@ class SampleRequest(StrictBody):
                     "max_length": 32,
                     "seed": 42,
                     "novel": True,
-                }
+                },
+                {"n": 3, "seed": 42, "constraints": {"ends_with": "lyn", "length": [5, 8]}},
             ]
         }
     )
@@ -171,6 +256,7 @@ class SampleRequest(StrictBody):
         None, description="Same seed and request give the same names. " + STRICT_INTEGER
     )
     novel: bool = Field(False, description="Only distinct names that are not in the model's word list.")
+    constraints: ConstraintsBody | None = Field(None, description=CONSTRAINTS_DESCRIPTION)
 
     def params(self) -> SamplingParams:
         """The engine's sampling parameters of this body, field by field (every field of
@@ -193,16 +279,40 @@ class SampleResponse(BaseModel):
     model: str
     names: list[SampledName]
     complete: bool = Field(
-        description="False only when novel names were asked for and fewer than n were found."
+        description="False only when novel or constrained names were asked for and fewer than n were found."
     )
     reason: str | None = Field(None, description="Why fewer than n names came back (when complete is false).")
+    constraint: ConstraintInfo | None = Field(
+        None, description="How constrained names were drawn (present only when constraints were given)."
+    )
 
 
 class NextCharRequest(StrictBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"prefix": "emm"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"prefix": "emm"},
+                {"prefix": "ja", "constraints": {"ends_with": "n", "length": [4, 5]}},
+            ]
+        }
+    )
 
     model: ModelName = None
     prefix: Prefix = ""
+    constraints: ConstraintsBody | None = Field(
+        None,
+        description="The distribution of the next character given the prefix AND that the name "
+        "satisfies these constraints (names of at most max_length letters): exact for a table model "
+        "(bigram, MLP), else estimated from 4,096 weighted SMC particles (the share of their weight "
+        "on each first character; `constraint.ess` says how many they are worth).",
+    )
+    max_length: integer(1, MAX_LENGTH) = Field(
+        32, description="With constraints: the longest name. " + STRICT_INTEGER
+    )
+    seed: integer(0, 2**63 - 1) | None = Field(
+        None,
+        description="With constraints on a model without a table: the SMC estimate's seed (0 when absent).",
+    )
 
 
 class CharProb(BaseModel):
@@ -217,6 +327,9 @@ class NextCharResponse(BaseModel):
 
     prefix: str
     distribution: list[CharProb] = Field(description="Every vocabulary entry, likeliest first.")
+    constraint: ConstraintInfo | None = Field(
+        None, description="With constraints: how the conditional distribution was computed."
+    )
 
 
 def _one_of_word_or_words(schema: dict[str, Any]) -> None:

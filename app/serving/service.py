@@ -17,6 +17,7 @@ from app.settings import Settings, setting_label
 from model.checkpoint import CheckpointError
 from model.data import REFERENCE_SHA256
 from model.device import resolve_device
+from model.engine.constraints.spec import Constraints
 from model.engine.language_model import LanguageModel, SampleResult
 from model.engine.params import ParameterError, SamplingParams
 
@@ -152,12 +153,30 @@ class Service:
         return self.models[name]
 
     async def sample(
-        self, model: LanguageModel, n: int, params: SamplingParams, seed: int | None, *, novel: bool
+        self,
+        model: LanguageModel,
+        n: int,
+        params: SamplingParams,
+        seed: int | None,
+        *,
+        novel: bool,
+        constraints: Constraints | None = None,
     ) -> SampleResult:
         """`n` names from `model`: concurrent plain requests to a model whose rows are independent
         share one sampling pass (`batching`); the rest runs through the runner, priced by the
-        most names the model will draw for it."""
+        most names the model will draw for it (for constraints: the model's draw budget, so always
+        on a worker)."""
         params = params.checked(model.vocab)
+        if constraints is not None and not constraints.empty:
+            rounds = self.settings.novel_max_rounds
+            model.language(params, constraints)  # a malformed or empty language: a 422 before queueing
+            return await self.runner.run(
+                model,
+                lambda: model.sample(
+                    n, params, seed, novel=novel, max_rounds=rounds, constraints=constraints
+                ),
+                names=model.constraint_budget,
+            )
         if novel or not model.rows_independent:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
