@@ -29,6 +29,16 @@ def test_readme_curl_example_works(server_url, line):
     if "/sample" in line:
         assert body["complete"] and len(body["names"]) == request["n"]
         assert all(n["name"].startswith(request.get("prefix", "")) for n in body["names"])
+        constraints = request.get("constraints", {})
+        assert ("constraint" in body) == bool(constraints)
+        for n in body["names"]:
+            name = n["name"]
+            assert name.endswith(constraints.get("ends_with", ""))
+            assert all(s in name for s in constraints.get("contains", []))
+            assert not any(s in name for s in constraints.get("excludes", []))
+            assert re.fullmatch(constraints.get("regex", ".*"), name)
+            lo, hi = constraints.get("length", [1, 64])
+            assert lo <= len(name) <= hi
     elif "/next-char" in line:
         assert len(body["distribution"]) == 27
     elif "/loss" in line:
