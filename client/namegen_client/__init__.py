@@ -5,6 +5,7 @@
     with NamegenClient("http://127.0.0.1:8000") as client:
         for s in client.sample(5, seed=42).names:
             print(s.name, round(s.loss, 3))
+        print(client.sample(3, constraints={"ends_with": "lyn", "length": [5, 8]}).constraint)
         print(client.loss("emma").loss)
 
 `AsyncNamegenClient` has the same methods as coroutines. The server is `base_url`, else the
@@ -38,6 +39,8 @@ __all__ = [
     "BatchLoss",
     "CharProb",
     "CharScore",
+    "ConstraintInfo",
+    "Constraints",
     "ModelInfo",
     "ModelList",
     "NamegenClient",
@@ -68,11 +71,22 @@ class SampledName:
 
 
 @dataclass(frozen=True)
+class ConstraintInfo:
+    """How constrained names (or a conditional next character) were drawn."""
+
+    method: str  # "exact", "rejection" or "smc"
+    p_constraint: float  # P(a name satisfies the constraints | prefix), exact or estimated
+    draws: int  # names and particles drawn
+    ess: float | None = None  # SMC only: mean effective sample size of a group
+
+
+@dataclass(frozen=True)
 class SampleResult:
     model: str
     names: list[SampledName]
-    complete: bool  # False when novel names were asked for and fewer than n were found
+    complete: bool  # False when novel or constrained names were asked for and fewer than n were found
     reason: str | None
+    constraint: ConstraintInfo | None = None  # only when constraints were given
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class CharProb:
 class NextChar:
     prefix: str
     distribution: list[CharProb]  # every vocabulary entry, likeliest first
+    constraint: ConstraintInfo | None = None  # only when constraints were given
 
     def as_dict(self) -> dict[str, float]:
         return {c.char: c.prob for c in self.distribution}
@@ -137,6 +152,16 @@ class ModelList:
 # ---- requests and responses, shared by both clients
 
 
+class Constraints(TypedDict, total=False):
+    """What every name must satisfy (the API's `constraints` object): any of these keys."""
+
+    ends_with: str
+    contains: list[str]
+    excludes: list[str]
+    length: list[int]  # [min, max], inclusive
+    regex: str  # a full match over the model's alphabet
+
+
 class SampleOptions(TypedDict, total=False):
     """POST /sample's fields besides `n` and `model`, by their API names; what is left out takes
     the server's default (see /docs)."""
@@ -148,6 +173,7 @@ class SampleOptions(TypedDict, total=False):
     max_length: int
     seed: int | None
     novel: bool
+    constraints: Constraints
 
 
 def _sample_body(n: int, model: str | None, options: SampleOptions) -> dict[str, Any]:
@@ -162,14 +188,37 @@ def _loss_body(words: str | list[str], model: str | None) -> dict[str, Any]:
     return _with_model({"word": words} if isinstance(words, str) else {"words": list(words)}, model)
 
 
+def _constraint(data: dict[str, Any] | None) -> ConstraintInfo | None:
+    return None if data is None else ConstraintInfo(**data)
+
+
 def _sample_result(data: dict[str, Any]) -> SampleResult:
     return SampleResult(
-        data["model"], [SampledName(**s) for s in data["names"]], data["complete"], data.get("reason")
+        data["model"],
+        [SampledName(**s) for s in data["names"]],
+        data["complete"],
+        data.get("reason"),
+        _constraint(data.get("constraint")),
     )
 
 
+def _next_char_body(
+    prefix: str, model: str | None, constraints: Constraints | None, max_length: int | None, seed: int | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"prefix": prefix}
+    if constraints is not None:
+        body["constraints"] = constraints
+    if max_length is not None:
+        body["max_length"] = max_length
+    if seed is not None:
+        body["seed"] = seed
+    return _with_model(body, model)
+
+
 def _next_char(data: dict[str, Any]) -> NextChar:
-    return NextChar(data["prefix"], [CharProb(**c) for c in data["distribution"]])
+    return NextChar(
+        data["prefix"], [CharProb(**c) for c in data["distribution"]], _constraint(data.get("constraint"))
+    )
 
 
 def _word_loss(data: dict[str, Any]) -> WordLoss:
@@ -227,9 +276,19 @@ class NamegenClient:
         """Invent `n` names (POST /sample); `options` are the request's other fields by name."""
         return _sample_result(self._post("/sample", _sample_body(n, model, options)))
 
-    def next_char(self, prefix: str = "", *, model: str | None = None) -> NextChar:
-        """The probability of every next character after `prefix` (POST /next-char)."""
-        return _next_char(self._post("/next-char", _with_model({"prefix": prefix}, model)))
+    def next_char(
+        self,
+        prefix: str = "",
+        *,
+        model: str | None = None,
+        constraints: Constraints | None = None,
+        max_length: int | None = None,
+        seed: int | None = None,
+    ) -> NextChar:
+        """The probability of every next character after `prefix` (POST /next-char); with
+        `constraints`, given that the name satisfies them."""
+        body = _next_char_body(prefix, model, constraints, max_length, seed)
+        return _next_char(self._post("/next-char", body))
 
     @overload
     def loss(self, words: str, *, model: str | None = None) -> WordLoss: ...
@@ -286,8 +345,17 @@ class AsyncNamegenClient:
     ) -> SampleResult:
         return _sample_result(await self._post("/sample", _sample_body(n, model, options)))
 
-    async def next_char(self, prefix: str = "", *, model: str | None = None) -> NextChar:
-        return _next_char(await self._post("/next-char", _with_model({"prefix": prefix}, model)))
+    async def next_char(
+        self,
+        prefix: str = "",
+        *,
+        model: str | None = None,
+        constraints: Constraints | None = None,
+        max_length: int | None = None,
+        seed: int | None = None,
+    ) -> NextChar:
+        body = _next_char_body(prefix, model, constraints, max_length, seed)
+        return _next_char(await self._post("/next-char", body))
 
     @overload
     async def loss(self, words: str, *, model: str | None = None) -> WordLoss: ...

@@ -211,3 +211,31 @@ def test_the_client_is_a_light_distribution_of_its_own():
     code = f"import sys, namegen_client; print(sorted({{m.split('.')[0] for m in sys.modules}} & {service}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "client")
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_clients_send_constraints_and_read_how_names_were_drawn(server_url):
+    constraints = {"ends_with": "lyn", "length": [5, 8]}
+    raw = httpx.post(f"{server_url}/sample", json={"n": 4, "seed": 3, "constraints": constraints}).json()
+    with NamegenClient(server_url) as client:
+        result = client.sample(4, seed=3, constraints=constraints)
+        assert [s.name for s in result.names] == [s["name"] for s in raw["names"]]
+        assert (
+            result.constraint is not None
+            and result.constraint.method == raw["constraint"]["method"] == "exact"
+        )
+        assert result.constraint.p_constraint == raw["constraint"]["p_constraint"]
+        assert client.sample(2, seed=3).constraint is None
+        conditional = client.next_char("ja", constraints={"ends_with": "n", "length": [4, 5]})
+        assert conditional.constraint is not None and conditional.as_dict()["."] == 0.0
+        with pytest.raises(NamegenError) as caught:
+            client.sample(2, constraints={"length": [5, 3]})
+        assert caught.value.status == 422 and "minimum is above the maximum" in caught.value.message
+
+    async def run() -> None:
+        async with AsyncNamegenClient(server_url) as client:
+            again = await client.sample(4, seed=3, constraints=constraints)
+            assert again == result
+            smc = await client.next_char("ja", model="names-gru", constraints={"ends_with": "x"}, seed=1)
+            assert smc.constraint is not None and smc.constraint.method == "smc" and smc.constraint.ess
+
+    asyncio.run(run())
