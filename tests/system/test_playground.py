@@ -132,6 +132,54 @@ def test_playground_samples_charts_and_scores_like_the_api(browser_page, server_
     expect(page.locator("#score-error")).to_contain_text("outside the alphabet")
 
 
+def test_playground_constraints_sample_and_condition_the_chart(browser_page, server_url):
+    page, expect = browser_page, sync_api.expect
+    page.goto(f"{server_url}/")
+    expect(page.locator("#model option").first).to_be_attached()
+    page.select_option("#model", "names-mlp")
+    page.fill("#n", "5")
+    page.fill("#seed", "3")
+    page.fill("#ends-with", "lyn")
+    page.fill("#contains", "a, e")
+    page.fill("#excludes", "z")
+    page.fill("#length-min", "5")
+    page.fill("#length-max", "9")
+    page.fill("#regex", "[a-m].*")
+    page.click("#sample-button")
+    rows = page.locator("#names tbody tr")
+    expect(rows).to_have_count(5)
+    constraints = {
+        "ends_with": "lyn",
+        "contains": ["a", "e"],
+        "excludes": ["z"],
+        "length": [5, 9],
+        "regex": "[a-m].*",
+    }
+    want = api(server_url, "/sample", {"model": "names-mlp", "n": 5, "seed": 3, "constraints": constraints})
+    assert [r.locator("td.name").inner_text() for r in rows.all()] == [s["name"] for s in want["names"]]
+    note = page.locator("#constraint-note")
+    expect(note).to_have_attribute("data-method", "exact")
+    expect(note).to_contain_text("exact conditional")
+    p = want["constraint"]["p_constraint"]
+    expect(note).to_contain_text(f"{100 * p:.2f}%" if p >= 0.01 else f"{p:.3g}")
+
+    # the next-character chart is conditional on the constraints: it matches /next-char with them
+    page.locator("#next-prefix").press_sequentially("ma", delay=40)
+    expect(page.locator("#chart")).to_have_attribute("data-prefix", "ma")
+    expect(page.locator("#chart")).to_have_attribute("data-conditional", "yes")
+    want = api(server_url, "/next-char", {"model": "names-mlp", "prefix": "ma", "constraints": constraints})
+    bars = page.locator("#chart .bar")
+    got = {b.get_attribute("data-char"): float(b.get_attribute("data-prob")) for b in bars.all()}
+    assert got == pytest.approx({d["char"]: d["prob"] for d in want["distribution"]}, rel=1e-12)
+    assert got["z"] == 0.0  # excluded
+    expect(page.locator("#next-note")).to_contain_text("given the constraints: exact")
+
+    # an impossible combination: the API's reason, shown to the person
+    page.fill("#regex", "[xz]+")
+    page.click("#sample-button")
+    expect(page.locator("#sample-error")).to_contain_text("no name satisfies")
+
+
 def test_docs_render_offline_in_the_browser(browser_page, server_url):
     page = browser_page
     page.goto(f"{server_url}/docs")

@@ -69,6 +69,31 @@ function describeModel() {
     `${entry.parameters.toLocaleString("en")} parameters` + (val ? ` · val loss ${val.toFixed(4)}` : "");
 }
 
+// ---- constraints (the form's optional fieldset)
+function listOf(id) {
+  return $(id).value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function constraints() {  // the API's constraints object, or undefined when none is set
+  const c = {};
+  if ($("ends-with").value.trim()) c.ends_with = $("ends-with").value.trim();
+  if (listOf("contains").length) c.contains = listOf("contains");
+  if (listOf("excludes").length) c.excludes = listOf("excludes");
+  const lo = numberOrNull("length-min"), hi = numberOrNull("length-max");
+  if (lo !== null || hi !== null) c.length = [lo ?? 1, hi ?? (numberOrNull("max-length") ?? 32)];
+  if ($("regex").value.trim()) c.regex = $("regex").value.trim();
+  return Object.keys(c).length ? c : undefined;
+}
+
+function describeConstraint(info) {
+  if (!info) return "";
+  const p = info.p_constraint;
+  const shown = p >= 0.01 ? `${(100 * p).toFixed(2)}%` : p.toPrecision(3);
+  const how = {exact: "exact conditional", rejection: "rejection (exact)", smc: "sequential Monte Carlo"}[info.method];
+  return `drawn by ${how} · p(constraints) ${info.method === "exact" ? "=" : "≈"} ${shown} · ${info.draws.toLocaleString("en")} draws` +
+    (info.ess !== undefined ? ` · ESS ${Math.round(info.ess)}` : "");
+}
+
 // ---- sample
 async function sample(event) {
   event.preventDefault();
@@ -86,9 +111,12 @@ async function sample(event) {
       novel: $("novel").checked,
     };
     if (model()) body.model = model();
+    if (constraints()) body.constraints = constraints();
     const result = await api("sample", body);
     showError("sample-error", null);
     $("sample-note").textContent = result.complete ? `${result.names.length} names from ${result.model}` : result.reason;
+    $("constraint-note").textContent = describeConstraint(result.constraint);
+    $("constraint-note").dataset.method = result.constraint ? result.constraint.method : "";
     const rows = result.names.map((s) => {
       const row = document.createElement("tr");
       const tags = (s.novel ? '<span class="tag novel">novel</span>' : '<span class="tag known">in training data</span>') +
@@ -106,15 +134,21 @@ async function sample(event) {
 }
 
 // ---- next character
-const fetchNext = latest((prefix) => api("next-char", {model: model(), prefix}));
+const fetchNext = latest((prefix, given) => api("next-char", given ?
+  {model: model(), prefix, constraints: given, max_length: numberOrNull("max-length") ?? 32, seed: 0} :
+  {model: model(), prefix}));
 
 async function nextChar() {
   try {
-    const result = await fetchNext($("next-prefix").value);
+    const given = constraints();
+    const result = await fetchNext($("next-prefix").value, given);
     if (!result) return;
     showError("next-error", null);
     drawChart(result.distribution, models[model()]?.alphabet);
     $("chart").dataset.prefix = result.prefix;
+    $("chart").dataset.conditional = result.constraint ? "yes" : "no";
+    $("next-note").textContent = result.constraint ?
+      `given the constraints: ${result.constraint.method === "exact" ? "exact" : `estimated from ${result.constraint.draws.toLocaleString("en")} weighted particles (ESS ${Math.round(result.constraint.ess)})`}` : "";
   } catch (error) {
     showError("next-error", error);
   }
@@ -185,6 +219,9 @@ async function score() {
 // ---- wiring
 $("sample-form").addEventListener("submit", sample);
 $("next-prefix").addEventListener("input", debounce(nextChar, 120));
+for (const id of ["ends-with", "contains", "excludes", "length-min", "length-max", "regex", "max-length"]) {
+  $(id).addEventListener("input", debounce(nextChar, 300));
+}
 $("word").addEventListener("input", debounce(score, 120));
 $("model").addEventListener("change", () => { describeModel(); nextChar(); score(); });
 loadModels().then(nextChar).catch((error) => showError("sample-error", error));
