@@ -122,7 +122,6 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
     else:
         raise_problems(over_limit(("max_length",), "max_length", req.max_length, service.settings.max_length))
         params = SamplingParams(prefix=req.prefix, max_length=req.max_length).checked(model.vocab)
-        model.language(params, constraints)  # a malformed or empty language: a 422 before queueing
         probs, report = await service.runner.run(
             model,
             lambda: model.conditional_next_char(params, constraints, req.seed),

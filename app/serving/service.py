@@ -165,11 +165,11 @@ class Service:
         """`n` names from `model`: concurrent plain requests to a model whose rows are independent
         share one sampling pass (`batching`); the rest runs through the runner, priced by the
         most names the model will draw for it (for constraints: the model's draw budget, so always
-        on a worker)."""
+        on a worker, compiling the constraints included: a malformed or empty language raises
+        its ParameterError there)."""
         params = params.checked(model.vocab)
         if constraints is not None and not constraints.empty:
             rounds = self.settings.novel_max_rounds
-            model.language(params, constraints)  # a malformed or empty language: a 422 before queueing
             return await self.runner.run(
                 model,
                 lambda: model.sample(

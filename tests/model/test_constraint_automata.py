@@ -185,3 +185,10 @@ def test_the_length_window_is_part_of_the_explanation():
 def test_too_many_strings_are_refused():
     error = refusal(Constraints(contains=tuple("abcdefghijklmnopq")))
     assert error.problems[0][0] == ("constraints", "contains") and "more than 16" in str(error)
+
+
+def test_automata_too_large_to_serve_are_refused_quickly():
+    error = refusal(Constraints(regex=".*a.{12}"))  # 2^13 subsets: refused while being built
+    assert error.problems[0][0] == ("constraints", "regex") and "too large" in str(error)
+    error = refusal(Constraints(regex=".*a.{9}"))  # 1,025 states after minimising
+    assert error.problems[0][0] == ("constraints",) and "more than 512" in str(error)

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 DEAD = 0
+MAX_PRODUCT_STATES = 20_000  # reachable pairs a product may build before it gives up
+
+
+class AutomatonTooLarge(ValueError):
+    """A product of automata grew past `MAX_PRODUCT_STATES` reachable states."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ def product(a: Dfa, b: Dfa) -> Dfa:
             if DEAD in nxt:
                 continue
             if nxt not in index:
+                if len(pairs) >= MAX_PRODUCT_STATES:
+                    raise AutomatonTooLarge(f"more than {MAX_PRODUCT_STATES} automaton states")
                 index[nxt] = len(pairs)
                 pairs.append(nxt)
             row[j] = index[nxt]

@@ -91,7 +91,12 @@ def compile_language(constraints: Constraints, vocab: Vocab, prefix: str, max_le
 def _combine(dfas: list[Dfa], size: int) -> Dfa:
     if not dfas:
         return automaton.anything(size)
-    return automaton.minimise(reduce(automaton.product, dfas))
+    try:
+        return automaton.minimise(reduce(lambda a, b: automaton.minimise(automaton.product(a, b)), dfas))
+    except automaton.AutomatonTooLarge as exc:
+        raise ParameterError(
+            ("constraints",), f"the constraints combine into an automaton of {exc}: use fewer or simpler ones"
+        ) from None
 
 
 def _cap(dfa: Dfa) -> Dfa:
