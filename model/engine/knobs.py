@@ -68,6 +68,6 @@ NEXT_CHAR_PARTICLES = 4096
 # float64) fit this; past it the model is served by rejection/SMC like any other.
 EXACT_MAX_BYTES = 64 << 20
 # Backward passes (exact ones and SMC twists) kept per model, least recently used dropped first.
-CONSTRAINT_CACHE_BYTES = 256 << 20
+CONSTRAINT_CACHE_BYTES = 128 << 20
 # Compiled constraint languages kept per model (each a few KiB), oldest dropped first.
 LANGUAGE_CACHE_ENTRIES = 1024

@@ -279,11 +279,17 @@ class LanguageModel:
         if len(result) == n:
             return SampleResult(result, complete=True, constraint=report)
         what = "distinct novel names" if novel else "names"
-        reason = (
-            f"found {len(result)} {what} of {n} within the budget ({report.draws} draws by {report.method}, "
-            f"p_constraint about {report.p_constraint:.3g}); wider constraints, a higher temperature "
-            "or fewer names find more"
-        )
+        if report.p_constraint == 0.0 and report.method == "exact":
+            reason = (
+                f"found {len(result)} {what} of {n}: under this temperature, top_k and top_p no name "
+                "satisfies the constraints (p_constraint is 0); a larger top_k or top_p finds some"
+            )
+        else:
+            reason = (
+                f"found {len(result)} {what} of {n} within the budget ({report.draws} draws by "
+                f"{report.method}, p_constraint about {report.p_constraint:.3g}); wider constraints, a "
+                "higher temperature or fewer names find more"
+            )
         return SampleResult(result, complete=False, reason=reason, constraint=report)
 
     def conditional_next_char(

@@ -246,3 +246,14 @@ def test_seeded_answers_repeat_and_exact_rows_do_not_depend_on_the_batch(models)
             thread.join()
         assert all(r == first for r in results)
         assert model.sample(40, SamplingParams(), seed=10, constraints=son) != first
+
+
+def test_a_language_the_shaping_excludes_is_complete_false_not_garbage(models):
+    for name in ("mlp", "gru"):
+        model = models[name]
+        params = SamplingParams(top_k=1)  # only the likeliest letter: never a name ending in x
+        result = model.sample(5, params, seed=1, constraints=Constraints(ends_with="x"), budget=3_000)
+        assert not result.complete and result.names == [] and result.constraint.p_constraint == 0.0
+        probs, report = model.conditional_next_char(params, Constraints(ends_with="x"))
+        assert report.p_constraint == 0.0 and not probs.any()
+    assert "top_k" in models["mlp"].sample(2, params, constraints=Constraints(ends_with="x")).reason

@@ -48,8 +48,10 @@ class Backward:
         return sum(b.nbytes for b in self.betas.values()) + self.first.nbytes
 
     def conditional_first(self) -> np.ndarray:
-        """p(next character | prefix, name in L), alphabet order ('.' = end)."""
-        return self.first / self.first.sum()
+        """p(next character | prefix, name in L), alphabet order ('.' = end); all zeros when the
+        shaped model gives L probability 0."""
+        total = self.first.sum()
+        return self.first / total if total > 0 else np.zeros_like(self.first)
 
 
 def backward_pass(

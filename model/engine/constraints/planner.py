@@ -129,6 +129,8 @@ class ConstrainedSampler:
         """Up to `n` names of `language` (fewer only when `budget` draws run out)."""
         if method in (None, "exact") and self.exact_fits(language):
             backward = self.exact(key, language, shaping)
+            if backward.p_constraint == 0.0:  # top_k / top_p leave no name of the language
+                return Drawn([], ConstraintReport("exact", 0.0, 0))
             sampled = draw_exact(
                 backward, self.source.table, language, self.alphabet, StreamKeys.of_requests([(n, seed)])
             )
