@@ -156,8 +156,9 @@ def test_gru_estimated_conditional_next_character_is_close(models):
     got, report = model.conditional_next_char(SamplingParams(prefix="ja"), JA_N, seed=1)
     assert report.method == "smc" and report.ess > 100
     assert got.sum() == pytest.approx(1.0)
-    # 4,096 weighted particles with an ESS of a few hundred or more: a share's standard error is
-    # at most 0.5 / sqrt(ESS) (about 0.02 at ESS 600); allow three of them
+    # 4,096 weighted particles (final ESS about 3,000): a share's standard error would be at most
+    # 0.5 / sqrt(ESS) if they were independent; they share ancestors after resampling, so allow
+    # three of those (0.027). Measured over seeds 0-3: the largest error 0.015-0.021.
     assert np.abs(got - expected).max() < 1.5 / np.sqrt(report.ess)
     assert report.p_constraint == pytest.approx(total, rel=0.15)
 
