@@ -67,7 +67,9 @@ NEXT_CHAR_PARTICLES = 4096
 # A table model's backward pass is exact when its arrays (positions x contexts x automaton states,
 # float64) fit this; past it the model is served by rejection/SMC like any other.
 EXACT_MAX_BYTES = 64 << 20
-# Backward passes (exact ones and SMC twists) kept per model, least recently used dropped first.
-CONSTRAINT_CACHE_BYTES = 128 << 20
+# Backward passes (exact ones and SMC twists) kept by the process for all its models together, least
+# recently used dropped first: with the transient pass of EXACT_MAX_BYTES, the most constrained
+# sampling adds to a replica's memory (the pod's limit is sized from the worst requests).
+CONSTRAINT_CACHE_BYTES = 64 << 20
 # Compiled constraint languages kept per model (each a few KiB), oldest dropped first.
 LANGUAGE_CACHE_ENTRIES = 1024

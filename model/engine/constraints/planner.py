@@ -50,14 +50,18 @@ class Drawn:
     report: ConstraintReport
 
 
+# Backward passes and SMC twists of every model in this process, least recently used dropped first.
+SHARED_CACHE = BackwardCache(knobs.CONSTRAINT_CACHE_BYTES)
+
+
 class ConstrainedSampler:
     """A model's constrained drawing: its caches (backward passes, the SMC twist) and the policy."""
 
-    def __init__(
-        self, source: NextCharSource, alphabet: str, cache_bytes: int = knobs.CONSTRAINT_CACHE_BYTES
-    ):
+    def __init__(self, source: NextCharSource, alphabet: str, cache: BackwardCache | None = None):
         self.source, self.alphabet = source, alphabet
-        self.cache = BackwardCache(cache_bytes)
+        # One cache for every model of the process by default, so the bound is the process's.
+        self.cache = SHARED_CACHE if cache is None else cache
+        self._token = object()  # this model's part of a cache key (another model's passes differ)
         self._twist_tables: list[np.ndarray] = []
         self._lock = threading.Lock()
 
@@ -76,6 +80,7 @@ class ConstrainedSampler:
     def _backward(
         self, key: Hashable, table: np.ndarray, window: int, language: Language, shaping: Shaping
     ) -> Backward:
+        key = (self._token, key)
         found = self.cache.get(key)
         if found is None:
             code, v = 0, table.shape[1]
@@ -104,6 +109,7 @@ class ConstrainedSampler:
             tables = self._twist_tables[:window]
         twist_shaping = Shaping(temperature=shaping.temperature)  # full support: positive wherever L is
         cache_key = ("twist", window, key, shaping.temperature)
+        cache_key = (self._token, cache_key)
         found = self.cache.get(cache_key)
         if found is None:
             passes = [
