@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from model.engine import knobs
 
 MAX_N = 1000
+MAX_EXPORT_N = 100_000  # names in one CSV or NDJSON answer of /sample (streamed chunk by chunk)
 MAX_WORDS = 1000
 MAX_LENGTH = 64
 MAX_TEMPERATURE = 5.0
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
         [], description="comma-separated origins allowed to call the API from a browser (none by default)"
     )
     max_n: int = Field(MAX_N, ge=1, le=MAX_N, description="most names one /sample may ask for")
+    max_export_n: int = Field(
+        MAX_EXPORT_N,
+        ge=1,
+        le=MAX_EXPORT_N,
+        description="most names one /sample may stream as CSV or NDJSON (the Accept header)",
+    )
     max_words: int = Field(MAX_WORDS, ge=1, le=MAX_WORDS, description="most words one /loss may score")
     max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")

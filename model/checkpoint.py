@@ -4,14 +4,18 @@ Tensors: the model's parameters plus `known_word_hashes`, the sorted 64-bit hash
 (`model.hashing.word_hashes`) of every word of the word list the model was trained from, so
 novelty can be checked without shipping the list.
 The safetensors metadata header (str -> str) carries JSON: format and version, model kind and
-config, alphabet, metrics, data provenance, the training arguments, and a sha256 digest over all
-of it and every tensor, so an edited or damaged file is refused instead of served.
+config, alphabet, metrics, data provenance, the training arguments, optionally the reference
+scores (`reference`: the sorted losses of the held-out names, numbers only, from which a served
+name's percentile is read; `model.reference` adds them), and a sha256 digest over all of it and
+every tensor, so an edited or damaged file is refused instead of served.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,7 @@ FORMAT_NAME = "namegen-checkpoint"
 FORMAT_VERSION = 3  # 3: any family, digest; 2: word hashes by model.hashing; 1: blake2b hashes
 KNOWN_WORDS_KEY = "known_word_hashes"
 DIGEST_KEY = "digest"
+REFERENCE_KEY = "reference"
 _JSON_FIELDS = ("model", "metrics", "data", "train_args")
 
 
@@ -71,6 +76,8 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
+    # {"split": "test", "losses": [...]}: the held-out names' losses, sorted (empty: none stored)
+    reference: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # where it was loaded from, for error messages
 
 
@@ -99,6 +106,8 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "data": json.dumps(checkpoint.data),
         "train_args": json.dumps(checkpoint.train_args),
     }
+    if checkpoint.reference:  # absent when empty: a checkpoint saved without one is as before
+        metadata[REFERENCE_KEY] = json.dumps(checkpoint.reference)
     metadata[DIGEST_KEY] = digest(tensors, metadata)
     write_atomically(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
@@ -157,6 +166,19 @@ def _check_tensors(state_dict: dict[str, torch.Tensor], hashes: torch.Tensor | N
         raise ValueError(f"{KNOWN_WORDS_KEY!r} must be sorted and distinct")
 
 
+def _check_reference(reference: dict[str, Any]) -> None:
+    if not reference:
+        return
+    losses = reference.get("losses")
+    if not (
+        isinstance(losses, list)
+        and losses
+        and all(isinstance(x, int | float) and math.isfinite(x) for x in losses)
+        and all(a <= b for a, b in itertools.pairwise(losses))
+    ):
+        raise ValueError("metadata 'reference' must hold 'losses', a non-empty sorted list of finite numbers")
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Load and verify a checkpoint (digest, metadata, finite weights, word hashes); every failure is
     a CheckpointError naming file and cause. `model.families.build_model` checks the config and
@@ -171,12 +193,14 @@ def load_checkpoint(path: Path) -> Checkpoint:
         )
     try:
         info = {key: json.loads(metadata[key]) for key in _JSON_FIELDS}
+        info[REFERENCE_KEY] = json.loads(metadata.get(REFERENCE_KEY, "{}"))
         for key, value in info.items():
             if not isinstance(value, dict):
                 raise ValueError(f"metadata {key!r} must be a JSON object, got {type(value).__name__}")
         kind, config = info["model"]["kind"], info["model"]["config"]
         if not isinstance(kind, str) or not isinstance(config, dict):
             raise ValueError("metadata 'model' must hold a 'kind' string and a 'config' object")
+        _check_reference(info[REFERENCE_KEY])
         vocab = Vocab(metadata["alphabet"])
         state_dict = {k: v for k, v in tensors.items() if k != KNOWN_WORDS_KEY}
         _check_tensors(state_dict, tensors.get(KNOWN_WORDS_KEY))
@@ -189,6 +213,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             metrics=info["metrics"],
             data=info["data"],
             train_args=info["train_args"],
+            reference=info[REFERENCE_KEY],
             path=path,
         )
     except Exception as exc:

@@ -32,7 +32,7 @@ def splitmix64(z: np.ndarray) -> np.ndarray:
 
 
 @cache
-def _position_keys(width: int) -> np.ndarray:
+def position_keys(width: int) -> np.ndarray:
     """One odd pseudo-random key per character position (odd: a position never drops out)."""
     positions = np.arange(1, width + 1, dtype=np.uint64)
     return splitmix64(_KEY_STREAM + positions * GOLDEN_GAMMA) | np.uint64(1)
@@ -40,7 +40,7 @@ def _position_keys(width: int) -> np.ndarray:
 
 @cache
 def _position_keys_int(width: int) -> tuple[int, ...]:
-    return tuple(_position_keys(width).tolist())
+    return tuple(position_keys(width).tolist())
 
 
 def _splitmix64_int(z: int) -> int:
@@ -63,7 +63,7 @@ def word_hashes(words: list[str]) -> np.ndarray:
         return splitmix64(np.zeros(len(words), dtype=np.uint64)).view(np.int64)
     code_points = np.array(words, dtype=f"U{width}").view(np.uint32).reshape(len(words), width)
     with np.errstate(over="ignore"):
-        dotted = code_points.astype(np.uint64) @ _position_keys(width)
+        dotted = code_points.astype(np.uint64) @ position_keys(width)
     return splitmix64(dotted).view(np.int64)
 
 

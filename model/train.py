@@ -32,6 +32,7 @@ from model.data import (
 from model.device import DEVICE_CHOICES, resolve_device
 from model.families import Family, family_kinds, get_family
 from model.recipe import Recipe
+from model.reference import reference_of
 
 DEFAULT_FAMILY = "gru"  # the family of the served default (tests/app/test_reference_checkpoint.py)
 
@@ -235,6 +236,7 @@ def _run(
         plot_loss_curve(trained.history, recipe, png, title=title)
     else:  # a counted model has no loss curve: show what it counted
         plot_next_char_map(trained.model, trained.checkpoint.vocab.alphabet, png, title=title)
+    trained.checkpoint.reference = reference_of(trained.checkpoint, data.words)  # percentiles' scale
     save_checkpoint(args.out, trained.checkpoint)
     m = trained.checkpoint.metrics
     print(

@@ -110,9 +110,11 @@ async def overloaded_handler(request: Request, exc: Overloaded) -> Response:
     return _json(503, {"detail": str(exc)}, headers={"Retry-After": str(exc.retry_after)})
 
 
-def over_limit(loc: Loc, what: str, value: int, limit: int) -> list[tuple[Loc, str]]:
+def over_limit(loc: Loc, what: str, value: int, limit: int, where: str = "") -> list[tuple[Loc, str]]:
     """The problem of a value past one of this server's settings (none when within it)."""
-    return [(loc, f"{what} is {value}; this server allows at most {limit}")] if value > limit else []
+    if value <= limit:
+        return []
+    return [(loc, f"{what} is {value}; this server allows at most {limit}" + (f" {where}" if where else ""))]
 
 
 def raise_problems(problems: list[tuple[Loc, str]]) -> None:

@@ -13,9 +13,21 @@ from typing import Any
 SAMPLE_EXAMPLE: dict[str, Any] = {
     "model": "names-mlp",
     "names": [
-        {"name": "dmytt", "loss": 2.4465294302762293, "novel": True, "truncated": False},
-        {"name": "mochristoniylery", "loss": 2.1427303574586656, "novel": True, "truncated": False},
-        {"name": "brychannie", "loss": 1.8151551037667326, "novel": True, "truncated": False},
+        {"name": "dmytt", "loss": 2.4465294302762293, "percentile": 23.3, "novel": True, "truncated": False},
+        {
+            "name": "mochristoniylery",
+            "loss": 2.1427303574586656,
+            "percentile": 41.8,
+            "novel": True,
+            "truncated": False,
+        },
+        {
+            "name": "brychannie",
+            "loss": 1.8151551037667326,
+            "percentile": 71.9,
+            "novel": True,
+            "truncated": False,
+        },
     ],
     "complete": True,
     "reason": None,
@@ -70,6 +82,7 @@ NEXT_CHAR_EXAMPLE: dict[str, Any] = {
 WORD_LOSS_EXAMPLE: dict[str, Any] = {
     "word": "emma",
     "loss": 1.7161617679895271,
+    "percentile": 80.4,
     "perplexity": 5.563134831488454,
     "chars": [
         {"char": "e", "prob": 0.05078393078744024, "nll": 2.980175297520285},
@@ -86,6 +99,7 @@ BATCH_LOSS_EXAMPLE: dict[str, Any] = {
         {
             "word": "xqzv",
             "loss": 7.83986988962508,
+            "percentile": 0.0,
             "perplexity": 2539.874348323787,
             "chars": [
                 {"char": "x", "prob": 0.004250618362412313, "nll": 5.460690809591288},

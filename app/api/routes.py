@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from starlette.responses import Response
 
 from app.api.errors import JSONBytes, over_limit, raise_problems
+from app.api.export import ACCEPT_HELP, EXPORT_CONTENT, EXPORT_HINT, export_format, export_response
 from app.api.schemas import (
     BatchLoss,
     Health,
@@ -87,15 +89,33 @@ async def default_model(service: ServiceDep) -> JSONBytes:
     return JSONBytes({**service.describe(model), "device": str(model.device)})
 
 
-@router.post("/sample", response_model=SampleResponse, summary="Invent new names")
-async def sample(req: SampleRequest, service: ServiceDep) -> JSONBytes:
+@router.post(
+    "/sample",
+    response_model=SampleResponse,
+    summary="Invent new names",
+    responses={200: {"content": EXPORT_CONTENT, "description": "The names: JSON, or streamed CSV or NDJSON"}},
+)
+async def sample(
+    req: SampleRequest,
+    service: ServiceDep,
+    accept: Annotated[str | None, Header(description=ACCEPT_HELP)] = None,
+) -> Response:
     settings = service.settings
+    kind = export_format(accept)
+    if kind is None:
+        n_limit = over_limit(("n",), "n", req.n, settings.max_n, f"in a JSON answer ({EXPORT_HINT})")
+    else:
+        n_limit = over_limit(("n",), "n", req.n, settings.max_export_n, f"as {kind}")
     raise_problems([
-        *over_limit(("n",), "n", req.n, settings.max_n),
+        *n_limit,
         *over_limit(("max_length",), "max_length", req.max_length, settings.max_length),
     ])  # fmt: skip
     model = service.model(req.model)
     constraints = req.constraints.engine() if req.constraints is not None else None
+    if kind is not None:
+        return await export_response(
+            service, model, req.n, req.params(), req.seed, novel=req.novel, kind=kind, constraints=constraints
+        )
     result = await service.sample(
         model, req.n, req.params(), req.seed, novel=req.novel, constraints=constraints
     )
@@ -154,24 +174,28 @@ async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
         scores = await service.runner.run(model, lambda: model.word_losses(words), words=len(words))
     except ParameterError as exc:
         raise ParameterError.of([(where(int(loc[0])), msg) for loc, msg in exc.problems]) from None
-    return JSONBytes(_word_loss(scores[0]) if single else _batch_loss(scores))
+    percentiles = model.percentiles([score.loss for score in scores])
+    if single:
+        return JSONBytes(_word_loss(scores[0], percentiles[0]))
+    return JSONBytes(_batch_loss(scores, percentiles))
 
 
-def _word_loss(score: WordScore) -> dict[str, Any]:
+def _word_loss(score: WordScore, percentile: float | None) -> dict[str, Any]:
     return {
         "word": score.word,
         "loss": score.loss,
+        "percentile": percentile,
         "perplexity": score.perplexity,
         "chars": [{"char": c, "prob": p, "nll": n}
                   for c, p, n in zip(score.targets, score.probs, score.nlls, strict=True)],
     }  # fmt: skip
 
 
-def _batch_loss(scores: list[WordScore]) -> dict[str, Any]:
+def _batch_loss(scores: list[WordScore], percentiles: list[float | None]) -> dict[str, Any]:
     nlls = [nll for score in scores for nll in score.nlls]
     mean = sum(nlls) / len(nlls)
     return {
-        "results": [_word_loss(score) for score in scores],
+        "results": [_word_loss(score, pct) for score, pct in zip(scores, percentiles, strict=True)],
         "mean_loss": mean,
         "perplexity": math.exp(mean),
         "predictions": len(nlls),

@@ -18,9 +18,9 @@ from app.api.examples import (
     SERVED_MODEL_EXAMPLE,
     WORD_LOSS_EXAMPLE,
 )
-from app.settings import MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
+from app.settings import MAX_EXPORT_N, MAX_LENGTH, MAX_N, MAX_TEMPERATURE, MAX_VOCAB, MAX_WORDS
 from model.engine.constraints.spec import MAX_ITEMS, MAX_REGEX, MAX_STRING, Constraints
-from model.engine.params import SAMPLING_FIELDS, SamplingParams
+from model.engine.params import MAX_MIN_DISTANCE, SAMPLING_FIELDS, SamplingParams
 from model.families import family_kinds
 
 # Names are made of the model's alphabet (every committed model: a-z, input lowercased), with
@@ -226,13 +226,21 @@ class SampleRequest(StrictBody):
     )
 
     model: ModelName = None
-    n: integer(1, MAX_N) = Field(10, description="How many names. " + STRICT_INTEGER)
+    n: integer(1, MAX_EXPORT_N) = Field(
+        10,
+        description=f"How many names: at most {MAX_N} in a JSON answer, {MAX_EXPORT_N:,} streamed as CSV "
+        "or NDJSON (the Accept header). " + STRICT_INTEGER,
+        # the document's bound is the JSON answer's: a larger n is a 422 unless an export is asked for
+        json_schema_extra={"maximum": MAX_N},
+    )
     temperature: float = Field(
         1.0,
-        gt=0,
+        ge=0,
         le=MAX_TEMPERATURE,
         allow_inf_nan=False,
-        description="Divides the logits: < 1 is bolder toward likely names, > 1 wilder.",
+        description="Divides the logits: < 1 is bolder toward likely names, > 1 wilder. 0 is greedy: the "
+        "likeliest character at every step (the first in alphabet order on a tie), so every name of the "
+        "answer is the same unless `distinct`, `exclude` or `min_distance` leave it out.",
     )
     top_k: integer(1, MAX_VOCAB) | None = Field(
         None,
@@ -256,6 +264,22 @@ class SampleRequest(StrictBody):
         None, description="Same seed and request give the same names. " + STRICT_INTEGER
     )
     novel: bool = Field(False, description="Only distinct names that are not in the model's word list.")
+    distinct: bool = Field(
+        False,
+        description="No name twice in the answer (names of the word list allowed). Repeats are "
+        "resampled; when too few are found, `complete` is false and `reason` says why.",
+    )
+    exclude: list[Word] = Field(
+        [],
+        description="Names to leave out of the answer (e.g. ones already rejected), normalised as a "
+        "prefix is; as many as the body limit allows.",
+    )
+    min_distance: integer(0, MAX_MIN_DISTANCE) = Field(
+        0,
+        description="Keep only names at least this many edits (insertions, deletions, substitutions) "
+        "from every name of the model's word list and of `exclude`: 1 leaves those names out, 2 also "
+        "every name one edit from them. " + STRICT_INTEGER,
+    )
     constraints: ConstraintsBody | None = Field(None, description=CONSTRAINTS_DESCRIPTION)
 
     def params(self) -> SamplingParams:
@@ -264,11 +288,19 @@ class SampleRequest(StrictBody):
         return SamplingParams(**{name: getattr(self, name) for name in SAMPLING_FIELDS})
 
 
+PERCENTILE = Field(
+    description="The share (%) of the model's held-out real names (its test split) that it finds "
+    "less likely than this name, per character and end-normalised as `loss` is: 87.0 reads "
+    '"more name-like than 87 % of real names". Null for a checkpoint that stores no reference.'
+)
+
+
 class SampledName(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [SAMPLE_EXAMPLE["names"][0]]})
 
     name: str
     loss: float = Field(description="The model's mean NLL of the name, end token included (nats).")
+    percentile: float | None = PERCENTILE
     novel: bool = Field(description="True when the name is not in the model's word list.")
     truncated: bool = Field(description="True when max_length cut the name before the model ended it.")
 
@@ -279,7 +311,8 @@ class SampleResponse(BaseModel):
     model: str
     names: list[SampledName]
     complete: bool = Field(
-        description="False only when novel or constrained names were asked for and fewer than n were found."
+        description="False only when names were resampled (novel, distinct, exclude, min_distance) or "
+        "constrained and fewer than n were found."
     )
     reason: str | None = Field(None, description="Why fewer than n names came back (when complete is false).")
     constraint: ConstraintInfo | None = Field(
@@ -378,6 +411,7 @@ class WordLoss(BaseModel):
 
     word: str
     loss: float = Field(description="Mean NLL over the characters and the end token (nats).")
+    percentile: float | None = PERCENTILE
     perplexity: float = Field(description="e^loss")
     chars: list[CharScore]
 

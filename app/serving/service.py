@@ -163,10 +163,10 @@ class Service:
         constraints: Constraints | None = None,
     ) -> SampleResult:
         """`n` names from `model`: concurrent plain requests to a model whose rows are independent
-        share one sampling pass (`batching`); the rest runs through the runner, priced by the
-        most names the model will draw for it (for constraints: the model's draw budget, so always
-        on a worker, compiling the constraints included: a malformed or empty language raises
-        its ParameterError there)."""
+        share one sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance:
+        resampled) runs through the runner, priced by the most names the model will draw for it
+        (for constraints: the model's draw budget, so always on a worker, compiling the constraints
+        included: a malformed or empty language raises its ParameterError there)."""
         params = params.checked(model.vocab)
         if constraints is not None and not constraints.empty:
             rounds = self.settings.novel_max_rounds
@@ -177,12 +177,13 @@ class Service:
                 ),
                 names=model.constraint_budget,
             )
-        if novel or not model.rows_independent:
+        resampled = novel or params.filters_names
+        if resampled or not model.rows_independent:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
                 lambda: model.sample(n, params, seed, novel=novel, max_rounds=rounds),
-                names=model.most_names_drawn(n, novel=novel, max_rounds=rounds),
+                names=model.most_names_drawn(n, novel=resampled, max_rounds=rounds),
             )
         return SampleResult(await self.batcher.sample(model, n, seed, params), complete=True)
 

@@ -60,9 +60,11 @@ class ModelRunner:
             return work()
         return await self.off_loop(work)
 
-    async def off_loop(self, work: Callable[[], T]) -> T:
-        """`work()` on a worker thread, or Overloaded at once when `max_queue` jobs are ahead."""
-        if self.queued >= self.max_queue:
+    async def off_loop(self, work: Callable[[], T], admitted: bool = False) -> T:
+        """`work()` on a worker thread, or Overloaded at once when `max_queue` jobs are ahead
+        (unless `admitted`: the next step of work already accepted, e.g. a streamed export's
+        next chunk, which waits its turn instead of failing half-way through its answer)."""
+        if self.queued >= self.max_queue and not admitted:
             raise Overloaded(self.queued)
         self.queued += 1
         try:

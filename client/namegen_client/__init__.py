@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 from urllib.parse import quote
 
 import httpx
@@ -33,6 +33,8 @@ from namegen_client.errors import (
     NamegenTimeoutError,
 )
 from namegen_client.transport import Retries, send, send_async
+
+T = TypeVar("T")
 
 __all__ = [
     "AsyncNamegenClient",
@@ -68,6 +70,7 @@ class SampledName:
     loss: float  # mean NLL in nats per character, end included
     novel: bool  # not in the model's training word list
     truncated: bool  # cut at max_length
+    percentile: float | None = None  # % of real held-out names the model finds less likely
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class ConstraintInfo:
 class SampleResult:
     model: str
     names: list[SampledName]
-    complete: bool  # False when novel or constrained names were asked for and fewer than n were found
+    complete: bool  # False when fewer than n were found (resampled: novel, distinct, ...; constrained)
     reason: str | None
     constraint: ConstraintInfo | None = None  # only when constraints were given
 
@@ -118,6 +121,7 @@ class WordLoss:
     loss: float
     perplexity: float
     chars: list[CharScore]
+    percentile: float | None = None  # % of real held-out names the model finds less likely
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,9 @@ class SampleOptions(TypedDict, total=False):
     max_length: int
     seed: int | None
     novel: bool
+    distinct: bool
+    exclude: list[str]
+    min_distance: int
     constraints: Constraints
 
 
@@ -189,13 +196,19 @@ def _loss_body(words: str | list[str], model: str | None) -> dict[str, Any]:
 
 
 def _constraint(data: dict[str, Any] | None) -> ConstraintInfo | None:
-    return None if data is None else ConstraintInfo(**data)
+    return None if data is None else _known(ConstraintInfo, data)
+
+
+def _known(cls: type[T], data: dict[str, Any]) -> T:
+    """`cls` from the fields it knows: a newer server may send more, and this client keeps working."""
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return cls(**{k: v for k, v in data.items() if k in fields})
 
 
 def _sample_result(data: dict[str, Any]) -> SampleResult:
     return SampleResult(
         data["model"],
-        [SampledName(**s) for s in data["names"]],
+        [_known(SampledName, s) for s in data["names"]],
         data["complete"],
         data.get("reason"),
         _constraint(data.get("constraint")),
@@ -222,7 +235,8 @@ def _next_char(data: dict[str, Any]) -> NextChar:
 
 
 def _word_loss(data: dict[str, Any]) -> WordLoss:
-    return WordLoss(data["word"], data["loss"], data["perplexity"], [CharScore(**c) for c in data["chars"]])
+    chars = [CharScore(**c) for c in data["chars"]]
+    return WordLoss(data["word"], data["loss"], data["perplexity"], chars, data.get("percentile"))
 
 
 def _loss(data: dict[str, Any]) -> WordLoss | BatchLoss:

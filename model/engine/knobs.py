@@ -73,3 +73,8 @@ EXACT_MAX_BYTES = 64 << 20
 CONSTRAINT_CACHE_BYTES = 64 << 20
 # Compiled constraint languages kept per model (each a few KiB), oldest dropped first.
 LANGUAGE_CACHE_ENTRIES = 1024
+
+# Rows drawn in one pass when an answer is drawn in chunks (every /sample answer: a CSV or NDJSON
+# export of up to 100,000 names holds one chunk at a time). Equal to the JSON answer's most names,
+# so a plain JSON answer is one pass, and an export's first rows are the JSON answer's names.
+SAMPLE_CHUNK = 1000

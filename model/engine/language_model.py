@@ -10,6 +10,7 @@ import hashlib
 import math
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -24,6 +25,7 @@ from model.engine import knobs
 from model.engine.constraints.language import Language, compile_language
 from model.engine.constraints.planner import ConstrainedSampler, ConstraintReport
 from model.engine.constraints.spec import Constraints
+from model.engine.filters import NameFilter
 from model.engine.params import Loc, ParameterError, SamplingParams
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
@@ -61,11 +63,13 @@ class NextChar(NamedTuple):
 
 @dataclass(frozen=True)
 class Sample:
-    """One sampled name: its loss (the model's mean NLL of it, end included), whether it is absent
-    from the word list the model was trained on, and whether `max_length` cut it."""
+    """One sampled name: its loss (the model's mean NLL of it, end included), its percentile
+    (`LanguageModel.percentiles`), whether it is absent from the word list the model was trained
+    on, and whether `max_length` cut it."""
 
     name: str
     loss: float
+    percentile: float | None
     novel: bool
     truncated: bool
 
@@ -76,6 +80,29 @@ class SampleResult:
     complete: bool  # False when fewer names than asked were found; `reason` says why
     reason: str | None = None
     constraint: ConstraintReport | None = None  # how constrained names were drawn
+
+
+class Drawing:
+    """An answer drawn chunk by chunk: iterate it for lists of names; once it is exhausted,
+    `complete` and `reason` say whether all the names asked for were found."""
+
+    def __init__(self, chunks: Iterator[list[Sample] | SampleResult]) -> None:
+        self._chunks = chunks
+        self.complete = True
+        self.reason: str | None = None
+
+    @classmethod
+    def of(cls, result: SampleResult, chunk: int = knobs.SAMPLE_CHUNK) -> Drawing:
+        """An answer already drawn, as chunks."""
+        parts = [result.names[i : i + chunk] for i in range(0, len(result.names), chunk)]
+        return cls(iter([*parts, SampleResult([], result.complete, result.reason)]))
+
+    def __iter__(self) -> Iterator[list[Sample]]:
+        for item in self._chunks:
+            if isinstance(item, SampleResult):
+                self.complete, self.reason = item.complete, item.reason
+            else:
+                yield item
 
 
 class LanguageModel:
@@ -101,6 +128,7 @@ class LanguageModel:
         self.context_limit = self.network.context_limit
         self.source = build_source(self.network, device, max_table_entries)
         self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
+        self._reference = np.asarray(checkpoint.reference.get("losses", []), dtype=np.float64)
         self.constrained = ConstrainedSampler(self.source, self.vocab.alphabet)
         self._languages: dict[tuple[Constraints, str, int], Language] = {}
         self._languages_lock = threading.Lock()
@@ -164,7 +192,8 @@ class LanguageModel:
         return scores
 
     def most_names_drawn(self, n: int, *, novel: bool, max_rounds: int = knobs.NOVEL_MAX_ROUNDS) -> int:
-        """The most names `sample(n, novel=novel, max_rounds=max_rounds)` draws: its cost."""
+        """The most names `sample(n, ..., novel=novel, max_rounds=max_rounds)` draws: its cost
+        (`novel` here: whether names are resampled, i.e. novel or `params.filters_names`)."""
         return _draw_size(n) * max_rounds if novel else n
 
     def sample(
@@ -179,33 +208,75 @@ class LanguageModel:
         budget: int | None = None,
         method: str | None = None,
     ) -> SampleResult:
-        """Sample `n` names. With `novel`, only distinct names absent from the word list: the
-        missing ones are resampled (seeds derived from `seed`) for at most `max_rounds` rounds.
+        """Sample `n` names. With `novel`, only distinct names absent from the word list; with
+        `params.distinct`, `exclude` or `min_distance`, only names that pass those
+        (`model.engine.filters`): the names left out are resampled (seeds derived from `seed`)
+        for at most `max_rounds` rounds. The names `drawing(...)` yields, chunk by chunk.
         With `constraints`, only names satisfying them, drawn from the shaped model's conditional
         (see `model.engine.constraints`) within `budget` draws (by default `constraint_budget`);
         `method` forces "exact", "smc" or "rejection" (tests and benchmarks)."""
-        if n < 1:
-            raise ParameterError("n", f"n must be >= 1, got {n}")
         if constraints is not None and not constraints.empty:
+            if n < 1:
+                raise ParameterError("n", f"n must be >= 1, got {n}")
             budget = self.constraint_budget if budget is None else budget
             return self._sample_constrained(n, params, seed, constraints, novel, max_rounds, budget, method)
-        if not novel:
-            return SampleResult(self.sample_batch([(n, seed)], params)[0], complete=True)
-        seed = seed if seed is not None else secrets.randbits(63)
-        found: dict[str, Sample] = {}
-        for round_ in range(max_rounds):
-            missing = n - len(found)
-            (batch,) = self.sample_batch([(_draw_size(missing), _round_seed(seed, round_))], params)
-            for sample in batch:
-                if sample.novel and sample.name not in found and len(found) < n:
-                    found[sample.name] = sample
-            if len(found) == n:
-                return SampleResult(list(found.values()), complete=True)
-        reason = (
-            f"found {len(found)} distinct novel names of {n} in {max_rounds} rounds of sampling; "
-            "a higher temperature, a shorter prefix or a longer max_length finds more"
+        drawing = self.drawing(n, params, seed, novel=novel, max_rounds=max_rounds)
+        names = [sample for chunk in drawing for sample in chunk]
+        return SampleResult(names, drawing.complete, drawing.reason)
+
+    def drawing(
+        self,
+        n: int,
+        params: SamplingParams = DEFAULT_PARAMS,
+        seed: int | None = None,
+        *,
+        novel: bool = False,
+        max_rounds: int = knobs.NOVEL_MAX_ROUNDS,
+        chunk: int = knobs.SAMPLE_CHUNK,
+    ) -> Drawing:
+        """`sample`'s answer as an iterator of lists of names, drawn `chunk` rows at a time (an
+        export of 100,000 names holds one chunk at a time); `complete` and `reason` are set once
+        it is exhausted. Bad params raise here, before anything is drawn."""
+        if n < 1:
+            raise ParameterError("n", f"n must be >= 1, got {n}")
+        params = params.checked(self.vocab)
+        if novel or params.filters_names:
+            wanted = NameFilter.of(params, novel, self._known_hashes, self.vocab.alphabet)
+            seed = seed if seed is not None else secrets.randbits(63)
+            return Drawing(self._filtered_chunks(n, params, seed, wanted, max_rounds, chunk))
+        seed = seed if seed is not None else secrets.randbits(64)
+        chunks = (
+            self.sample_rows_of(seed, start, min(chunk, n - start), params) for start in range(0, n, chunk)
         )
-        return SampleResult(list(found.values()), complete=False, reason=reason)
+        return Drawing(chunks)
+
+    def _filtered_chunks(
+        self, n: int, params: SamplingParams, seed: int, wanted: NameFilter, max_rounds: int, chunk: int
+    ) -> Iterator[list[Sample] | SampleResult]:
+        """Rounds of drawing (each `_draw_size` rows, `chunk` at a time) until `n` names pass
+        `wanted`; the last item is the SampleResult saying whether all were found."""
+        found = 0
+        seen: set[str] = set()
+        for round_ in range(max_rounds):
+            size, round_seed = _draw_size(n - found), _round_seed(seed, round_)
+            for start in range(0, size, chunk):
+                batch = self.sample_rows_of(round_seed, start, min(chunk, size - start), params)
+                kept = []
+                for sample, keep in zip(batch, wanted.keeps([s.name for s in batch]), strict=True):
+                    if keep and found < n and not (wanted.distinct and sample.name in seen):
+                        kept.append(sample)
+                        seen.add(sample.name)
+                        found += 1
+                yield kept
+                if found == n:
+                    yield SampleResult([], complete=True)
+                    return
+        greedy = "temperature 0 (greedy) draws one name only; " if params.temperature == 0 else ""
+        reason = (
+            f"found {found} {wanted.describe()} of {n} in {max_rounds} rounds of sampling; "
+            f"{greedy}a higher temperature, a shorter prefix or a longer max_length finds more"
+        )
+        yield SampleResult([], complete=False, reason=reason)
 
     @property
     def constraint_budget(self) -> int:
@@ -248,13 +319,17 @@ class LanguageModel:
         seed = seed if seed is not None else secrets.randbits(63)
         prefix_ids = self.vocab.encode(params.prefix)
         prefix_sum = float(self.source.score([prefix_ids])[0][:-1].sum()) if prefix_ids else 0.0
-        found: dict[str, Sample] = {}
+        # novel, distinct, exclude and min_distance: the same NameFilter and rounds as unconstrained
+        filtering = novel or params.filters_names
+        keep = NameFilter.of(params, novel, self._known_hashes, self.vocab.alphabet) if filtering else None
+        found: list[Sample] = []
+        seen: set[str] = set()
         kept: list[Sample] = []
         reports: list[ConstraintReport] = []
         left = budget
-        for round_ in range(max_rounds if novel else 1):
-            missing = n - (len(found) if novel else 0)
-            wanted = _draw_size(missing) if novel else n
+        for round_ in range(max_rounds if filtering else 1):
+            missing = n - (len(found) if filtering else 0)
+            wanted = _draw_size(missing) if filtering else n
             drawn = self.constrained.draw(
                 key, language, shaping, wanted, _round_seed(seed, round_), left, method
             )
@@ -262,23 +337,29 @@ class LanguageModel:
             left -= drawn.report.draws
             names = [params.prefix + text for text, _ in drawn.names]
             known = self.are_known_names(names) if names else []
-            samples = [
-                Sample(name, -(prefix_sum + lp) / (len(name) + 1), not is_known, False)
-                for name, (_, lp), is_known in zip(names, drawn.names, known, strict=True)
+            losses = [
+                -(prefix_sum + lp) / (len(name) + 1) for name, (_, lp) in zip(names, drawn.names, strict=True)
             ]
-            if not novel:
+            samples = [
+                Sample(name, loss, pct, not is_known, False)
+                for name, loss, pct, is_known in zip(
+                    names, losses, self.percentiles(losses), known, strict=True
+                )
+            ]
+            if keep is None:
                 kept = samples
                 break
-            for sample in samples:
-                if sample.novel and sample.name not in found and len(found) < n:
-                    found[sample.name] = sample
+            for sample, ok in zip(samples, keep.keeps(names), strict=True):
+                if ok and len(found) < n and not (keep.distinct and sample.name in seen):
+                    found.append(sample)
+                    seen.add(sample.name)
             if len(found) == n or left <= 0:
                 break
-        result = list(found.values()) if novel else kept
+        result = found if keep is not None else kept
         report = _combined(reports)
         if len(result) == n:
             return SampleResult(result, complete=True, constraint=report)
-        what = "distinct novel names" if novel else "names"
+        what = keep.describe() if keep is not None else "names"
         if report.p_constraint == 0.0 and report.method == "exact":
             reason = (
                 f"found {len(result)} {what} of {n}: under this temperature, top_k and top_p no name "
@@ -304,28 +385,54 @@ class LanguageModel:
         shaping = Shaping.of(params)
         return self.constrained.next_char(key, language, shaping, seed if seed is not None else 0)
 
+    def sample_rows_of(self, seed: int, start: int, count: int, params: SamplingParams) -> list[Sample]:
+        """Rows start..start+count-1 of the stream `seed`: row r is the same name whichever rows
+        are drawn with it (exactly so for a table; a forward pass may differ in the last digits
+        of a loss with its batch, so an answer is always drawn in the same chunks)."""
+        keys = StreamKeys(
+            np.full(count, seed, dtype=np.uint64), np.arange(start, start + count, dtype=np.uint64)
+        )
+        return self._draw(keys, params)
+
     def sample_batch(
         self, requests: list[tuple[int, int | None]], params: SamplingParams
     ) -> list[list[Sample]]:
         """Names for several (n, seed) requests with the same params, in one pass: each request
         gets exactly the names it gets alone when the source's rows are independent."""
+        seeded = [(n, seed if seed is not None else secrets.randbits(64)) for n, seed in requests]
+        samples = self._draw(StreamKeys.of_requests(seeded), params)
+        bounds = np.cumsum([0] + [n for n, _ in seeded]).tolist()
+        return [samples[a:b] for a, b in pairwise(bounds)]
+
+    def _draw(self, keys: StreamKeys, params: SamplingParams) -> list[Sample]:
+        """One name per stream key, scored and checked for novelty."""
         params = params.checked(self.vocab)
         prefix = self.vocab.encode(params.prefix)
-        seeded = [(n, seed if seed is not None else secrets.randbits(64)) for n, seed in requests]
         shaping = Shaping.of(params)
         steps = params.max_length - len(prefix)
-        texts, sums, truncated = sample_rows(
-            self.source, self.vocab.alphabet, StreamKeys.of_requests(seeded), prefix, steps, shaping
-        )
+        texts, sums, truncated = sample_rows(self.source, self.vocab.alphabet, keys, prefix, steps, shaping)
         prefix_sum = float(self.source.score([prefix])[0][:-1].sum()) if prefix else 0.0
         names = [params.prefix + text for text in texts]
         known = self.are_known_names(names)
-        samples = [
-            Sample(name, -(prefix_sum + lp) / (len(name) + 1), not is_known, cut)
-            for name, lp, cut, is_known in zip(names, sums, truncated, known, strict=True)
+        losses = [-(prefix_sum + lp) / (len(name) + 1) for name, lp in zip(names, sums, strict=True)]
+        return [
+            Sample(name, loss, pct, not is_known, cut)
+            for name, loss, pct, cut, is_known in zip(
+                names, losses, self.percentiles(losses), truncated, known, strict=True
+            )
         ]
-        bounds = np.cumsum([0] + [n for n, _ in seeded]).tolist()
-        return [samples[a:b] for a, b in pairwise(bounds)]
+
+    def percentiles(self, losses: list[float]) -> list[float | None]:
+        """For each loss, the share (in %, one decimal) of the checkpoint's held-out names the model
+        finds less likely (a higher loss; a tie counts half): "more name-like than 87 % of real
+        names". None for every loss when the checkpoint stores no reference (`model.reference`)."""
+        if not len(self._reference):
+            return [None] * len(losses)
+        values = np.asarray(losses, dtype=np.float64)
+        below = np.searchsorted(self._reference, values, side="left")
+        at_most = np.searchsorted(self._reference, values, side="right")
+        share = 100.0 * (len(self._reference) - (below + at_most) / 2) / len(self._reference)
+        return np.round(share, 1).tolist()
 
     def is_known_word(self, word: str) -> bool:
         """Whether `word` is in the word list this checkpoint was trained from (any split)."""
@@ -355,6 +462,14 @@ class LanguageModel:
 def _draw_size(missing: int) -> int:
     """Names drawn in one round of novel sampling while `missing` are still to be found."""
     return max(2 * missing, 16)
+
+
+def _round_seed(seed: int, round_: int) -> int:
+    """Round 0 uses the request's seed; later rounds a seed derived from it, so runs repeat."""
+    if round_ == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}:{round_}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def _combined(reports: list[ConstraintReport]) -> ConstraintReport:

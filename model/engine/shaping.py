@@ -56,11 +56,15 @@ def cdf_from_log_probs(
     entry of positive probability.
 
     The row maximum is subtracted BEFORE dividing by the temperature: however small the
-    temperature, the likeliest entry stays at exp(0) = 1 and nothing overflows to NaN.
+    temperature, the likeliest entry stays at exp(0) = 1 and nothing overflows to NaN. Temperature
+    0 is greedy, the limit of ever smaller temperatures: all the mass on the likeliest entry
+    allowed (the first one on a tie), so every draw reads it.
     """
     scaled = log_probs.copy()
     if forbid is not None:
         scaled[:, forbid] = -np.inf
+    if temperature == 0:
+        return (np.arange(scaled.shape[1]) >= scaled.argmax(axis=1)[:, None]).astype(np.float64)
     if top_k is not None and top_k < scaled.shape[1]:
         kth = np.partition(scaled, -top_k, axis=1)[:, -top_k, None]
         scaled[scaled < kth] = -np.inf

@@ -10,7 +10,8 @@ import pytest
 from app.api.schemas import BatchLoss, ModelList, NextCharResponse, SampleResponse, ServedModelInfo, WordLoss
 from app.main import create_app
 from model.checkpoint import load_checkpoint
-from tests.conftest import DEFAULT_CHECKPOINT
+from model.data import read_words
+from tests.conftest import DEFAULT_CHECKPOINT, REFERENCE_WORDS
 
 
 def test_responses_match_their_documented_models(client):
@@ -96,6 +97,65 @@ def test_novel_gives_up_after_bounded_rounds_and_says_so(client):
     assert "found 0 distinct novel names of 3 in 10 rounds" in body["reason"]
 
 
+def one_edit_test(words: list[str]):
+    """A test: is a name at most one edit from some word? (equal; the name is a word less one
+    letter; the word is the name less one letter; one letter differs at the same position)."""
+    plain = set(words)
+    shortened = {w[:i] + w[i + 1 :] for w in words for i in range(len(w))}
+    blanked = {w[:i] + "?" + w[i + 1 :] for w in words for i in range(len(w))}
+
+    def near(name: str) -> bool:
+        cuts = range(len(name))
+        return (
+            name in plain
+            or name in shortened
+            or any(name[:i] + name[i + 1 :] in plain for i in cuts)
+            or any(name[:i] + "?" + name[i + 1 :] in blanked for i in cuts)
+        )
+
+    return near
+
+
+def test_distinct_emm_names_at_a_low_temperature(client):
+    """The issue's case: 30 names after "emm" at 0.3 repeat; distinct gives 30 different ones,
+    real names allowed."""
+    request = {"n": 30, "prefix": "emm", "temperature": 0.3, "seed": 1}
+    plain = [e["name"] for e in client.post("/sample", json=request).json()["names"]]
+    assert len(set(plain)) < 30
+    body = client.post("/sample", json={**request, "distinct": True}).json()
+    names = [e["name"] for e in body["names"]]
+    assert body["complete"] is True and len(names) == 30 == len(set(names))
+    assert all(name.startswith("emm") for name in names)
+    assert any(not e["novel"] for e in body["names"])
+
+
+def test_exclude_and_min_distance_over_http(client):
+    first = [e["name"] for e in client.post("/sample", json={"n": 5, "seed": 2}).json()["names"]]
+    body = client.post("/sample", json={"n": 40, "seed": 2, "exclude": [n.upper() for n in first]}).json()
+    assert body["complete"] and not set(first) & {e["name"] for e in body["names"]}
+    far = client.post("/sample", json={"n": 20, "seed": 3, "min_distance": 2, "exclude": ["kayla"]}).json()
+    assert far["complete"] and len(far["names"]) == 20 and all(e["novel"] for e in far["names"])
+    if REFERENCE_WORDS.is_file():  # at least two edits from every real name, by another method
+        near = one_edit_test([*read_words(REFERENCE_WORDS), "kayla"])
+        assert not any(near(e["name"]) for e in far["names"])
+        plain = client.post("/sample", json={"n": 20, "seed": 3}).json()["names"]
+        assert any(near(e["name"]) for e in plain)  # the test can tell
+    greedy = client.post("/sample", json={"n": 2, "temperature": 0, "distinct": True}).json()
+    assert len(greedy["names"]) == 1 and greedy["complete"] is False
+    assert "temperature 0 (greedy) draws one name only" in greedy["reason"]
+
+
+def test_loss_percentile_is_the_share_of_held_out_names_less_likely(client):
+    reference = load_checkpoint(DEFAULT_CHECKPOINT).reference["losses"]
+    body = client.post("/loss", json={"words": ["emma", "xqzv", "kayla"]}).json()
+    for result in body["results"]:
+        higher = sum(r > result["loss"] for r in reference) + sum(r == result["loss"] for r in reference) / 2
+        assert result["percentile"] == pytest.approx(round(100 * higher / len(reference), 1), abs=1e-9)
+    emma, xqzv, _ = body["results"]
+    assert emma["percentile"] > 50 > xqzv["percentile"]
+    assert client.post("/loss", json={"word": "emma"}).json()["percentile"] == emma["percentile"]
+
+
 def test_next_char_distribution(client):
     body = client.post("/next-char", json={"prefix": "EMM "}).json()
     assert body["prefix"] == "emm"
@@ -166,11 +226,18 @@ BAD_REQUESTS = [
     ("/next-char", {"json": {"prefix": "a" * 65}}, 422, "at most 64 characters"),
     ("/sample", {"json": {"prefix": "abcdef", "max_length": 5}}, 422, "more than max_length"),
     ("/sample", {"json": {"n": 0}}, 422, "greater than or equal to 1"),
-    ("/sample", {"json": {"n": 1001}}, 422, "less than or equal to 1000"),
+    ("/sample", {"json": {"n": 1001}}, 422, "at most 1000 in a JSON answer (Accept: text/csv"),
+    ("/sample", {"json": {"n": 100_001}}, 422, "less than or equal to 100000"),
     ("/sample", {"json": {"max_length": 0}}, 422, "greater than or equal to 1"),
     ("/sample", {"json": {"max_length": 65}}, 422, "less than or equal to 64"),
-    ("/sample", {"json": {"temperature": 0}}, 422, "greater than 0"),
-    ("/sample", {"json": {"temperature": -1.5}}, 422, "greater than 0"),
+    ("/sample", {"json": {"temperature": -1.5}}, 422, "greater than or equal to 0"),
+    ("/sample", {"json": {"min_distance": 3}}, 422, "less than or equal to 2"),
+    ("/sample", {"json": {"min_distance": -1}}, 422, "greater than or equal to 0"),
+    ("/sample", {"json": {"distinct": "yes"}}, 422, "valid boolean"),
+    ("/sample", {"json": {"exclude": "emma"}}, 422, "valid list"),
+    ("/sample", {"json": {"exclude": [""]}}, 422, "at least 1 character"),
+    ("/sample", {"json": {"exclude": ["emma", "b4d"]}}, 422, "outside the alphabet: '4'"),
+    ("/sample", {"json": {"exclude": ["emma", "a" * 65]}}, 422, "at most 64 characters"),
     ("/sample", {"json": {"temperature": 5.5}}, 422, "less than or equal to 5"),
     ("/sample", _json(b'{"temperature": NaN}'), 422, "finite number"),
     ("/sample", _json(b'{"temperature": Infinity}'), 422, "finite number"),

@@ -24,7 +24,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
         return original(requests, params)
 
     plain, other = SamplingParams(), SamplingParams(temperature=0.5, top_k=3, prefix="ka", max_length=10)
-    requests = [(3, 1, plain), (50, 2, plain), (4, 3, other)]
+    greedy = SamplingParams(temperature=0.0, prefix="b")
+    requests = [(3, 1, plain), (50, 2, plain), (4, 3, other), (6, 4, greedy), (2, 5, greedy)]
 
     async def run_all():
         tiny_model.sample_batch = spy
@@ -34,10 +35,11 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
             del tiny_model.sample_batch
 
     results = asyncio.run(run_all())
-    assert calls == [[(3, 1), (50, 2)], [(4, 3)]]  # one pass per distinct setting
+    assert calls == [[(3, 1), (50, 2)], [(4, 3)], [(6, 4), (2, 5)]]  # one pass per distinct setting
     for (n, seed, params), got in zip(requests, results, strict=True):
         alone = tiny_model.sample(n, params, seed).names
         assert [s.name for s in got] == [s.name for s in alone]
+    assert len({s.name for s in results[3] + results[4]}) == 1  # greedy: one name, whatever the seed
 
 
 def test_an_error_reaches_every_waiting_request(tiny_model):

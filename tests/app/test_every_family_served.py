@@ -104,6 +104,30 @@ def test_sampled_losses_and_flags_hold_for_every_family(client, name):
         assert entry["truncated"] == (len(entry["name"]) == 6)  # never given the chance to end
 
 
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("prefix", ["", "emm"])
+def test_temperature_zero_is_the_likeliest_character_at_every_step(client, name, prefix):
+    """Greedy over HTTP against /next-char's argmax, step by step (the end token never first)."""
+    expected = prefix
+    while len(expected) < 32:
+        body = client.post("/next-char", json={"model": name, "prefix": expected}).json()
+        ranked = [e["char"] for e in body["distribution"] if expected or e["char"] != "."]
+        if ranked[0] == ".":
+            break
+        expected += ranked[0]
+    body = client.post("/sample", json={"model": name, "n": 3, "temperature": 0, "prefix": prefix}).json()
+    assert [e["name"] for e in body["names"]] == [expected] * 3 and body["complete"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_percentiles_of_every_family_agree_between_sample_and_loss(client, name):
+    body = client.post("/sample", json={"model": name, "n": 20, "seed": 8}).json()
+    scored = client.post("/loss", json={"model": name, "words": [e["name"] for e in body["names"]]}).json()
+    for entry, score in zip(body["names"], scored["results"], strict=True):
+        assert 0 <= entry["percentile"] <= 100
+        assert entry["percentile"] == pytest.approx(score["percentile"], abs=0.11)  # losses agree to 1e-5
+
+
 def test_every_model_is_listed_and_an_unknown_one_is_a_422_naming_them(client):
     listed = client.get("/models").json()
     assert [m["name"] for m in listed["models"]] == MODELS and listed["default"] == "names-mlp"
@@ -126,6 +150,16 @@ def test_seeded_responses_are_byte_identical_alone_or_among_64_concurrent_mixed_
             {"model": name, "n": 7, "seed": i, "temperature": 1.2},
             {"model": name, "n": 30, "seed": 100 + i, "top_k": 5, "prefix": "a"},
             {"model": name, "n": 3, "seed": 200 + i, "top_p": 0.8, "novel": True},
+            {
+                "model": name,
+                "n": 12,
+                "seed": 300 + i,
+                "temperature": 0.4,
+                "distinct": True,
+                "exclude": ["ann"],
+            },
+            {"model": name, "n": 5, "seed": 400 + i, "min_distance": 2, "prefix": "ma"},
+            {"model": name, "n": 4, "seed": 500 + i, "temperature": 0, "prefix": "k"},
         ]
     alone = [httpx.post(f"{server_url}/sample", json=body).content for body in bodies]
 

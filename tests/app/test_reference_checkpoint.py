@@ -8,6 +8,7 @@ from model import train
 from model.checkpoint import load_checkpoint
 from model.data import REFERENCE_SHA256, file_sha256, read_words, split_words
 from model.families import build_model
+from model.reference import reference_of
 from model.training.examples import Sequences, evaluate
 from tests.conftest import DEFAULT_CHECKPOINT, REFERENCE_WORDS, ROOT, needs_reference_words
 
@@ -27,6 +28,11 @@ def test_committed_checkpoint_metrics_recompute_from_the_reference_list(path):
         examples = Sequences.of(getattr(splits, split), ckpt.vocab)
         assert evaluate(model, examples) == pytest.approx(ckpt.metrics[f"{split}_loss"], abs=1e-5)
     assert ckpt.train_args["command"].startswith("python -m model.train")
+    # the percentiles' reference: the test split's losses, as `python -m model.reference` computes them
+    # (to 4 decimals; float32 steps may round a last digit differently with another BLAS thread count)
+    expected = reference_of(ckpt, words)
+    assert ckpt.reference["split"] == expected["split"] and ckpt.reference["words"] == expected["words"]
+    assert ckpt.reference["losses"] == pytest.approx(expected["losses"], abs=2e-4)
 
 
 def test_committed_mlp_loads_with_reference_config():

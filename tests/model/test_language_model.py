@@ -87,7 +87,9 @@ def test_top_k_1_is_greedy(tiny_model):
     "kwargs,match",
     [
         ({"n": 0}, "n must"),
-        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"min_distance": 3}, "min_distance"),
+        ({"exclude": ["ok", "b4d"]}, "outside the alphabet"),
         ({"temperature": math.nan}, "temperature"),
         ({"top_k": 0}, "top_k"),
         ({"top_k": 99}, "top_k"),
@@ -123,7 +125,9 @@ def test_checked_params_keep_every_field_and_check_once(tiny_model):
     asked = SamplingParams(temperature=0.5, top_k=3, top_p=0.9, prefix="  KA ", max_length=9)
     checked = asked.checked(tiny_model.vocab)
     assert asdict(checked) == {**asdict(asked), "prefix": "ka", "checked_for": tiny_model.vocab.alphabet}
-    assert set(SAMPLING_FIELDS) == {"temperature", "top_k", "top_p", "prefix", "max_length"}
+    assert set(SAMPLING_FIELDS) == {
+        "temperature", "top_k", "top_p", "prefix", "max_length", "distinct", "exclude", "min_distance"
+    }  # fmt: skip
     assert checked.checked(tiny_model.vocab) is checked  # checked params are not looked at again
     assert checked == SamplingParams(temperature=0.5, top_k=3, top_p=0.9, prefix="ka", max_length=9)
     with pytest.raises(TypeError):

@@ -35,3 +35,17 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     assert set(results["targets"]) == {name for name, _ in TARGETS}
     report = (tmp_path / "RESULTS.md").read_text()
     assert "| default sample n=100 |" in report and "## Targets" in report
+
+
+def test_export_measurement_runs(capsys, monkeypatch):
+    """bench.export's lines (server RSS and /health while an export streams), on a small export."""
+    import sys
+
+    from bench import export
+
+    monkeypatch.setattr(sys, "argv", ["bench.export", "--n", "3000"])
+    export.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("names-mlp n=3,000 text/csv: 3,001 lines")
+    assert lines[1].startswith("names-mlp n=3,000 application/x-ndjson: 3,000 lines")
+    assert all("server RSS" in line and "/health during it" in line for line in lines)

@@ -239,3 +239,14 @@ def test_clients_send_constraints_and_read_how_names_were_drawn(server_url):
             assert smc.constraint is not None and smc.constraint.method == "smc" and smc.constraint.ess
 
     asyncio.run(run())
+
+
+def test_names_carry_their_percentile_and_fields_a_newer_server_adds_are_ignored(server_url):
+    with NamegenClient(server_url) as client:
+        names = client.sample(3, seed=2, distinct=True, exclude=["ann"], min_distance=1).names
+        assert all(0 <= s.percentile <= 100 and s.novel for s in names)
+        assert client.loss("emma").percentile > 50
+    from namegen_client import SampledName, _known
+
+    sample = {"name": "ann", "loss": 2.0, "novel": False, "truncated": False, "percentile": 40.0, "later": 1}
+    assert _known(SampledName, sample) == SampledName("ann", 2.0, False, False, 40.0)

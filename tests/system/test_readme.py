@@ -20,12 +20,19 @@ def test_readme_documents_every_endpoint_with_curl():
 
 
 @pytest.mark.parametrize("line", CURL_LINES)
-def test_readme_curl_example_works(server_url, line):
+def test_readme_curl_example_works(server_url, line, tmp_path):
     args = shlex.split(line.replace("http://127.0.0.1:8000", server_url))
-    done = subprocess.run([*args, "--fail-with-body"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [*args, "--fail-with-body"], capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    body = json.loads(done.stdout)
     request = json.loads(args[args.index("-d") + 1]) if "-d" in args else {}
+    if "Accept: text/csv" in line:  # an export, written to the file named by -o
+        out = tmp_path / args[args.index("-o") + 1]
+        rows = out.read_text().splitlines()
+        assert rows[0] == "name,loss,percentile,novel,truncated" and len(rows) == request["n"] + 1
+        return
+    body = json.loads(done.stdout)
     if "/sample" in line:
         assert body["complete"] and len(body["names"]) == request["n"]
         assert all(n["name"].startswith(request.get("prefix", "")) for n in body["names"])
