@@ -37,9 +37,21 @@ SAMPLE_EXAMPLE: dict[str, Any] = {
 CONSTRAINED_SAMPLE_EXAMPLE: dict[str, Any] = {
     "model": "names-mlp",
     "names": [
-        {"name": "dilyn", "loss": 1.7505837148704615, "novel": False, "truncated": False},
-        {"name": "modelyn", "loss": 1.8522287823620682, "novel": True, "truncated": False},
-        {"name": "brylyn", "loss": 1.5563050693595806, "novel": False, "truncated": False},
+        {"name": "dilyn", "loss": 1.7505837148704615, "percentile": 77.6, "novel": False, "truncated": False},
+        {
+            "name": "modelyn",
+            "loss": 1.8522287823620682,
+            "percentile": 68.4,
+            "novel": True,
+            "truncated": False,
+        },
+        {
+            "name": "brylyn",
+            "loss": 1.5563050693595806,
+            "percentile": 92.1,
+            "novel": False,
+            "truncated": False,
+        },
     ],
     "complete": True,
     "reason": None,

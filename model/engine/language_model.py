@@ -360,7 +360,17 @@ class LanguageModel:
         if len(result) == n:
             return SampleResult(result, complete=True, constraint=report)
         what = keep.describe() if keep is not None else "names"
-        if report.p_constraint == 0.0 and report.method == "exact":
+        if params.temperature == 0 and report.p_constraint == 0.0:
+            reason = (
+                f"found {len(result)} {what} of {n}: the greedy name (temperature 0) does not satisfy the "
+                "constraints; a temperature above 0 finds some"
+            )
+        elif params.temperature == 0:
+            reason = (
+                f"found {len(result)} {what} of {n}: temperature 0 (greedy) draws one name only; a "
+                "temperature above 0 finds more"
+            )
+        elif report.p_constraint == 0.0 and report.method == "exact":
             reason = (
                 f"found {len(result)} {what} of {n}: under this temperature, top_k and top_p no name "
                 "satisfies the constraints (p_constraint is 0); a larger top_k or top_p finds some"

@@ -127,3 +127,13 @@ def test_every_chunk_is_drawn_off_the_event_loop(client, monkeypatch):
     response = client.post("/sample", json={"n": 2500, "seed": 1}, headers=CSV)
     assert len(csv_names(response.text)) == 2500
     assert calls == [False, True, True, True]  # three chunks, then the end
+
+
+@pytest.mark.parametrize("name", ["names-mlp", "names-gru"])  # exact, and SMC or rejection
+def test_a_constrained_export_is_the_constrained_json_answer(client, name):
+    body = {"model": name, "n": 40, "seed": 6, "constraints": {"ends_with": "lyn", "length": [5, 9]}}
+    names = client.post("/sample", json=body).json()["names"]
+    assert len(names) == 40 and all(n["name"].endswith("lyn") for n in names)
+    assert csv_names(client.post("/sample", json=body, headers=CSV).text) == names
+    lines = client.post("/sample", json=body, headers=NDJSON).content.splitlines()
+    assert [orjson.loads(line) for line in lines] == names

@@ -158,3 +158,42 @@ def test_an_impossible_filter_is_incomplete_with_a_reason(tiny_model):
     )
     assert result.complete is False and len(result.names) < 5
     assert "at least 2 edits from every known name" in result.reason and "in 3 rounds" in result.reason
+
+
+@pytest.mark.parametrize("forward", [False, True])  # the exact planner's table, and a forward pass
+def test_greedy_with_constraints_is_the_greedy_name_when_it_satisfies_them(
+    tiny_model, forward_tiny_model, forward
+):
+    from model.engine.constraints.spec import Constraints
+
+    model = forward_tiny_model if forward else tiny_model
+    greedy = greedy_walk(model)
+    held = model.sample(
+        3, SamplingParams(temperature=0.0), seed=1, constraints=Constraints(ends_with=greedy[-2:])
+    )
+    assert [s.name for s in held.names] == [greedy] * 3 and held.complete
+    assert held.constraint.draws == 1  # one path, drawn once
+    other = next(c for c in model.vocab.alphabet[1:] if c != greedy[-1])  # a last letter it does not have
+    missed = model.sample(
+        3, SamplingParams(temperature=0.0), seed=1, constraints=Constraints(ends_with=other)
+    )
+    assert missed.names == [] and not missed.complete
+    assert "the greedy name (temperature 0) does not satisfy the constraints" in missed.reason
+
+
+def test_constrained_names_pass_the_same_filters(tiny_model, small_word_file):
+    """distinct, exclude and min_distance hold for constrained names too (one NameFilter)."""
+    from model.engine.constraints.spec import Constraints
+
+    words = small_word_file.read_text().split()
+    ends = Constraints(ends_with="a", length=(3, 8))
+    plain = [
+        s.name for s in tiny_model.sample(40, SamplingParams(temperature=0.6), seed=2, constraints=ends).names
+    ]
+    assert len(set(plain)) < len(plain)
+    params = SamplingParams(temperature=0.6, distinct=True, min_distance=2, exclude=[plain[0]])
+    result = tiny_model.sample(15, params, seed=2, constraints=ends)
+    names = [s.name for s in result.names]
+    assert result.complete and len(names) == 15 == len(set(names))
+    assert all(name.endswith("a") and 3 <= len(name) <= 8 for name in names)
+    assert all(min(levenshtein(name, w) for w in [*words, plain[0]]) >= 2 for name in names)

@@ -133,6 +133,9 @@ class ConstrainedSampler:
         method: str | None = None,
     ) -> Drawn:
         """Up to `n` names of `language` (fewer only when `budget` draws run out)."""
+        if shaping.temperature == 0:  # greedy: one path, the same every draw, in the language or not
+            greedy = rejection_round(self.source, self.alphabet, language, shaping, 1, seed)
+            return Drawn(greedy * n, ConstraintReport("rejection", 1.0 if greedy else 0.0, 1))
         if method in (None, "exact") and self.exact_fits(language):
             backward = self.exact(key, language, shaping)
             if backward.p_constraint == 0.0:  # top_k / top_p leave no name of the language
