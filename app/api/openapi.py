@@ -137,6 +137,19 @@ def _loaded_models_rules(app: FastAPI, components: dict[str, Any]) -> None:
                     node["anyOf"] = [{"type": "string", "enum": list(service.models)}, {"type": "null"}]
 
 
+def _integer_bounds(components: dict[str, Any]) -> None:
+    """Every integer field's bounds as integers: pydantic writes them as floats, and 2**63 - 1 is no
+    float (a fuzzer reading 9.223372036854776e18 sends seeds past the real bound)."""
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            for node in (prop, *prop.get("anyOf", ())):
+                if node.get("type") != "integer":
+                    continue
+                for bound in ("minimum", "maximum"):
+                    if bound in node:
+                        node[bound] = 2**63 - 1 if node[bound] >= 2**63 - 1 else int(node[bound])
+
+
 def openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus every error status and the /loss examples (built once, then cached)."""
     if app.openapi_schema and app.state.service is not None:
@@ -166,13 +179,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
                     + ", ".join(f"names-{k}" for k in sorted(family_kinds())),
                 )
     _loaded_models_rules(app, components)
-    for name in ("SampleRequest",):  # pydantic writes these bounds as floats; 2**63 - 1 is no float
-        components[name]["properties"]["seed"]["anyOf"][0].update(minimum=0, maximum=2**63 - 1)
-        for field in ("n", "max_length"):
-            bounds = components[name]["properties"][field]
-            bounds.update(minimum=int(bounds["minimum"]), maximum=int(bounds["maximum"]))
-        top_k = components[name]["properties"]["top_k"]["anyOf"][0]
-        top_k.update(minimum=int(top_k["minimum"]), maximum=int(top_k["maximum"]))
+    _integer_bounds(components)
     loss = schema["paths"]["/loss"]["post"]
     loss["requestBody"]["content"]["application/json"]["examples"] = {
         "one word": {"summary": "Score one name", "value": {"word": "emma"}},
