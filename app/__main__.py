@@ -97,10 +97,11 @@ def misspelled_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     return warnings
 
 
-def check_address(host: str, port: int) -> str | None:
+def check_address(host: str, port: int, setting: str | None = None) -> str | None:
     """Why NAMEGEN_HOST:NAMEGEN_PORT cannot be listened on, naming the setting; None if it can.
 
     Checked before the models load (seconds), with the options uvicorn binds with."""
+    setting = setting or setting_label("port")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
@@ -113,12 +114,12 @@ def check_address(host: str, port: int) -> str | None:
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                    return f"{setting_label('port')} {port}: cannot listen on {host}:{port}: {reason}"
+                    return f"{setting} {port}: cannot listen on {host}:{port}: {reason}"
                 return f"{setting_label('host')} {host!r}: cannot listen on {host}:{port}: {reason}"
     return None
 
 
-FILES_BESIDE_CONNECTIONS = 256  # checkpoints, logs, the listening socket, threads' own
+FILES_BESIDE_CONNECTIONS = 256  # checkpoints, logs, the listening sockets, probe connections, threads' own
 
 
 def check_file_limit(max_connections: int) -> str | None:
@@ -152,7 +153,15 @@ def serve(app_factory: str = "app.main:create_app") -> None:
             f"{setting_label('_'.join(map(str, e['loc'])))}: {e['msg']}" for e in exc.errors()
         )
         sys.exit(f"namegen cannot start: bad setting: {problems}")
-    for problem in (check_address(settings.host, settings.port), check_file_limit(settings.max_connections)):
+    problems = [check_address(settings.host, settings.port), check_file_limit(settings.max_connections)]
+    if settings.probe_port is not None:
+        if settings.probe_port == settings.port:
+            problems.append(
+                f"NAMEGEN_PROBE_PORT {settings.probe_port} is {setting_label('port')}: it needs its own"
+            )
+        else:
+            problems.append(check_address(settings.host, settings.probe_port, "NAMEGEN_PROBE_PORT"))
+    for problem in problems:
         if problem is not None:
             sys.exit(f"namegen cannot start: {problem}")
     limits = Limits.of(settings)
@@ -166,8 +175,11 @@ def serve(app_factory: str = "app.main:create_app") -> None:
         access_log=settings.access_log,
         loop="uvloop",
         http=protocol_class(limits),
-        limit_concurrency=settings.max_connections,
+        # no limit_concurrency: the protocol's connection cap is the one refusal (uvicorn's would
+        # also 503 requests on connections already open)
         timeout_keep_alive=settings.keep_alive_timeout,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     server = Server(

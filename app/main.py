@@ -13,13 +13,20 @@ from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import openapi, pages
-from app.api.errors import overloaded_handler, parameter_error_handler, validation_error_handler
+from app.api.errors import (
+    cancelled_handler,
+    over_budget_handler,
+    overloaded_handler,
+    parameter_error_handler,
+    validation_error_handler,
+)
 from app.api.routes import router
 from app.http import metrics
 from app.http.middleware import HeadAsGet, JSONBodiesOnly, RequestID
 from app.serving.service import Service, StartupError
 from app.serving.workers import Overloaded
 from app.settings import Settings, get_settings
+from model.engine.cancel import Cancelled, OverBudget
 from model.engine.params import ParameterError
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's configured logger: our lines look like its own
@@ -78,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_exception_handler(Overloaded, overloaded_handler)
+    app.add_exception_handler(Cancelled, cancelled_handler)
+    app.add_exception_handler(OverBudget, over_budget_handler)
     post_paths = frozenset(route.path for route in router.routes if "POST" in getattr(route, "methods", ()))
     app.state.body_fields = {  # each POST route's body fields, for "did you mean" hints
         route.path: tuple(route.body_field.field_info.annotation.model_fields)

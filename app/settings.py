@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     max_words: int = Field(MAX_WORDS, ge=1, le=MAX_WORDS, description="most words one /loss may score")
     max_length: int = Field(MAX_LENGTH, ge=1, le=MAX_LENGTH, description="longest name, prefix or word")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
+    max_work_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=600,
+        description="estimated seconds of model work one request may cost (characters x each family's "
+        "cost per character); more gets 422",
+    )
     novel_max_rounds: int = Field(
         knobs.NOVEL_MAX_ROUNDS, ge=1, le=100, description="resampling rounds for novel names"
     )
@@ -69,9 +76,27 @@ class Settings(BaseSettings):
     )
     # HTTP limits uvicorn enforces (app/__main__.py)
     max_connections: int = Field(
-        512, ge=1, le=100_000, description="connections and requests at once at most; more get 503"
+        512, ge=1, le=100_000, description="connections open at once at most; a new one past it gets 503"
     )
-    keep_alive_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle connection stays open")
+    probe_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="a second port serving only GET /health (own connection cap): probes pass a full cap",
+    )
+    # Longer than common clients' idle timeouts (5 s in httpx, Node's agent, Go's default transport
+    # reuses for 90 s but retries; browsers 5-300 s): a client must give up an idle connection
+    # before the server closes it, or a request sent just as the server closes fails.
+    keep_alive_timeout: float = Field(
+        15.0, gt=0, le=300, description="seconds an idle connection stays open (above clients' 5 s)"
+    )
+    max_probe_connections: int = Field(
+        8, ge=1, le=1000, description="connections the probe port takes at once; more get 503"
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="comma-separated proxy addresses trusted for X-Forwarded-For/-Proto (none by default)",
+    )
     shutdown_timeout: float = Field(
         20.0, gt=0, le=600, description="seconds after SIGTERM for accepted requests to finish, then exit"
     )

@@ -6,6 +6,9 @@
    counted (anything but 200, or a 503 from the bounded queue, fails the soak).
 2. Bursts (issue 12, class 4): `--stalled` (150) clients each ask for a 4.4 MB /loss answer and
    never read it; then `--bursts` (4) bursts of 256 concurrent heavy requests.
+3. Attacks (issue 21, `bench.attacks`): 40 MiB of chunked trailers, a 20 MB chunk extension, 8
+   heavy transformer requests whose clients hang up, and 600 idle connections reopened as soon as
+   they are closed while /health is probed on the probe port and on a keep-alive connection.
 The server's RSS is sampled every 0.2 s throughout. Results: bench/soak.json and bench/SOAK.md.
 
     .venv/bin/python -m bench.soak [--seconds 60] [--root DIR]   # --root: serve another checkout
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import attacks
 from bench.processes import HOST, ROOT, free_port, rss_mb, start_server
 
 LONG_WORD = ("abcdefghijklmnopqrstuvwxyz" * 3)[:64]
@@ -202,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{HOST}:{port}"
     args.out.mkdir(parents=True, exist_ok=True)
     server_log = Path(tempfile.mkdtemp()) / "soak-server.log"
+    probe_port = free_port()
     try:
-        proc = start_server(
-            port, root=args.root, log=server_log, env={"NAMEGEN_DEVICE": "cpu", "NAMEGEN_ACCESS_LOG": "false"}
-        )
+        env = {"NAMEGEN_DEVICE": "cpu", "NAMEGEN_ACCESS_LOG": "false", "NAMEGEN_PROBE_PORT": str(probe_port)}
+        proc = start_server(port, root=args.root, log=server_log, env=env)
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
     sampler = RssSampler(proc.pid)
@@ -229,6 +233,14 @@ def main(argv: list[str] | None = None) -> int:
                 "statuses": dict(statuses), "rss_mb_peak": sampler.peak_since(mark),
                 "rss_mb_after": rss_mb(proc.pid),
             })  # fmt: skip
+        mark = len(sampler.samples)
+        results["attacks"] = {
+            "trailers": attacks.trailers(port, None, mib=40),
+            "extensions": attacks.extensions(port, None, mib=20),
+            "abandon": attacks.abandon(port, None),
+            "idle_crowd": attacks.idle_crowd(port, None, probe_port=probe_port),
+        }
+        results["attacks"]["rss_mb_peak"] = sampler.peak_since(mark)
         time.sleep(2)
         results["rss_mb_idle_end"] = rss_mb(proc.pid)
         results["health_after"] = httpx.get(f"{url}/health", timeout=10).status_code
@@ -243,7 +255,18 @@ def main(argv: list[str] | None = None) -> int:
         and results["soak"]["transport_errors"] == 0
         and set(results["soak"]["statuses"]) <= {"200", "503"}
     )
-    results["pass"] = soak_ok and results["rss_mb_peak_overall"] < 500 and results["health_after"] == 200
+    a = results["attacks"]
+    crowd = a["idle_crowd"]["health_new_connection_ok"].split("/")
+    attacks_ok = (
+        a["trailers"]["status"] == 431
+        and a["extensions"]["status"] == 413
+        and a["abandon"]["status"] == 200
+        and a["abandon"]["next_request_seconds"] < 10
+        and crowd[0] == crowd[1]
+    )
+    results["pass"] = (
+        soak_ok and attacks_ok and results["rss_mb_peak_overall"] < 576 and results["health_after"] == 200
+    )
     (args.out / "soak.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     (args.out / "SOAK.md").write_text(render(results, args), encoding="utf-8")
     print((args.out / "SOAK.md").read_text())
@@ -256,6 +279,7 @@ def _mbs(values) -> str:
 
 def render(r: dict, args: argparse.Namespace) -> str:
     s = r["soak"]
+    a = r["attacks"]
     bursts = r["bursts"]
     burst_statuses: Counter[str] = Counter()
     for b in bursts:
@@ -265,7 +289,8 @@ def render(r: dict, args: argparse.Namespace) -> str:
         "",
         f"Server: `python -m app` from {r['root']}, defaults, every committed model, 127.0.0.1. "
         f"Result: **{'PASS' if r['pass'] else 'FAIL'}** (seeded bytes identical, no transport error, only "
-        "200 or 503 answers, RSS below 500 MB throughout, /health 200 at the end).",
+        "200 or 503 answers, every attack held, RSS below the 576 MiB pod limit throughout, /health 200 "
+        "at the end).",
         "",
         f"## Soak: {s['concurrency']} clients, {s['seconds']} s, mixed endpoints, {len(s['models'])} models",
         "",
@@ -291,6 +316,18 @@ def render(r: dict, args: argparse.Namespace) -> str:
         f"- statuses over all bursts: {dict(burst_statuses)}",
         f"- RSS peak per burst (MB): {_mbs(b['rss_mb_peak'] for b in bursts)}",
         f"- RSS after each burst (MB): {_mbs(b['rss_mb_after'] for b in bursts)}",
+        "",
+        "## Attacks (issue 21, bench/attacks.py)",
+        "",
+        f"- 40 MiB of chunked trailers: {a['trailers']['status']} after {a['trailers']['seconds']} s",
+        f"- a 20 MB chunk extension: {a['extensions']['status']}",
+        f"- {a['abandon']['attack']}: the small request answered {a['abandon']['status']} in "
+        f"{a['abandon']['next_request_seconds']} s",
+        f"- {a['idle_crowd']['attack']}: /health on the probe port "
+        f"{a['idle_crowd']['health_new_connection_ok']} ok, on a keep-alive connection opened before "
+        f"{a['idle_crowd']['health_keepalive_ok']} ok",
+        f"- RSS peak during the attacks {a['rss_mb_peak']:.0f} MB",
+        "",
         f"- idle RSS at the end {r['rss_mb_idle_end']:.0f} MB; peak over the whole run "
         f"{r['rss_mb_peak_overall']:.0f} MB",
         "",

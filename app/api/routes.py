@@ -11,6 +11,7 @@ responses against those models.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -33,8 +34,9 @@ from app.api.schemas import (
     constraint_info,
 )
 from app.http.metrics import count_names
+from app.http.server import CLIENT_GONE
 from app.serving.service import Service
-from model.engine.language_model import WordScore
+from model.engine.language_model import LanguageModel, WordScore
 from model.engine.params import Loc, ParameterError, SamplingParams
 
 
@@ -46,6 +48,13 @@ async def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]  # what handlers declare: `service: ServiceDep`
+
+
+def client_gone(request: Request) -> threading.Event | None:
+    """Set once the request's client has hung up (app.http.server; None in process, under a test
+    client): its model work then does not start, or stops at its next step."""
+    return request.scope.get(CLIENT_GONE)
+
 
 router = APIRouter(default_response_class=JSONBytes)
 
@@ -98,6 +107,7 @@ async def default_model(service: ServiceDep) -> JSONBytes:
 async def sample(
     req: SampleRequest,
     service: ServiceDep,
+    request: Request,
     accept: Annotated[str | None, Header(description=ACCEPT_HELP)] = None,
 ) -> Response:
     settings = service.settings
@@ -117,7 +127,13 @@ async def sample(
             service, model, req.n, req.params(), req.seed, novel=req.novel, kind=kind, constraints=constraints
         )
     result = await service.sample(
-        model, req.n, req.params(), req.seed, novel=req.novel, constraints=constraints
+        model,
+        req.n,
+        req.params(),
+        req.seed,
+        novel=req.novel,
+        constraints=constraints,
+        gone=client_gone(request),
     )
     count_names(model.name, len(result.names))
     body = {
@@ -132,12 +148,15 @@ async def sample(
 
 
 @router.post("/next-char", response_model=NextCharResponse, summary="Next-character distribution")
-async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
+async def next_char(req: NextCharRequest, service: ServiceDep, request: Request) -> JSONBytes:
     raise_problems(over_limit(("prefix",), "the prefix length", len(req.prefix), service.settings.max_length))
     model = service.model(req.model)
+    budget = service.settings.max_work_seconds
     constraints = req.constraints.engine() if req.constraints is not None else None
     if constraints is None or constraints.empty:
-        prefix, probs = await service.runner.run(model, lambda: model.next_char(req.prefix), names=1)
+        prefix, probs = await service.runner.run(
+            model, lambda: model.next_char(req.prefix), names=1, gone=client_gone(request), budget=budget
+        )
         report = None
     else:
         raise_problems(over_limit(("max_length",), "max_length", req.max_length, service.settings.max_length))
@@ -146,6 +165,8 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
             model,
             lambda: model.conditional_next_char(params, constraints, req.seed),
             names=model.constraint_budget,
+            gone=client_gone(request),
+            budget=budget,
         )
         prefix = params.prefix
     ranked = sorted(zip(model.vocab.alphabet, probs.tolist(), strict=True), key=lambda cp: -cp[1])
@@ -156,7 +177,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep) -> JSONBytes:
 
 
 @router.post("/loss", response_model=WordLoss | BatchLoss, summary="Score a name (or many)")
-async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
+async def loss(req: LossRequest, service: ServiceDep, request: Request) -> JSONBytes:
     settings = service.settings
     single = req.word is not None
     words = [req.word] if single else req.words
@@ -170,14 +191,39 @@ async def loss(req: LossRequest, service: ServiceDep) -> JSONBytes:
           for problem in over_limit(where(i), "the word length", len(word), settings.max_length)),
     ])  # fmt: skip
     model = service.model(req.model)
+    raise_problems(over_budget(model, words, settings.max_work_seconds, ("word",) if single else ("words",)))
     try:
-        scores = await service.runner.run(model, lambda: model.word_losses(words), words=len(words))
+        scores = await service.runner.run(
+            model,
+            lambda: model.word_losses(words),
+            words=len(words),
+            gone=client_gone(request),
+            budget=settings.max_work_seconds,
+        )
     except ParameterError as exc:
         raise ParameterError.of([(where(int(loc[0])), msg) for loc, msg in exc.problems]) from None
     percentiles = model.percentiles([score.loss for score in scores])
     if single:
         return JSONBytes(_word_loss(scores[0], percentiles[0]))
     return JSONBytes(_batch_loss(scores, percentiles))
+
+
+def over_budget(model: LanguageModel, words: list[str], budget: float, loc: Loc) -> list[tuple[Loc, str]]:
+    """A problem when scoring `words` would cost more than `budget` seconds of model work: the
+    bound is each family's cost per character times the characters, not a count of words."""
+    seconds = model.scoring_seconds(words)
+    if seconds <= budget:
+        return []
+    longest = max(words, key=len)
+    each = model.scoring_seconds([longest])
+    return [
+        (
+            loc,
+            f"scoring these words on {model.name} would take about {seconds:.2g} s of model work; this "
+            f"server allows {budget:g} s a request (NAMEGEN_MAX_WORK_SECONDS): at most "
+            f"{int(budget // each)} words of {len(longest)} characters, more of fewer characters",
+        )
+    ]
 
 
 def _word_loss(score: WordScore, percentile: float | None) -> dict[str, Any]:

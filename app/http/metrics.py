@@ -1,7 +1,8 @@
 """Prometheus metrics at GET /metrics (prometheus-client, default registry).
 
 - namegen_http_requests_total{method, endpoint, status}: endpoint is the route template
-  (`/models/{name}`), or "unmatched", so a scanner cannot blow up the label set.
+  (`/models/{name}`), or "unmatched", and method one of `METHODS` or "other", so a scanner cannot
+  blow up the label set.
 - namegen_http_request_duration_seconds{method, endpoint}: latency histogram, from the first byte
   of the request to the last of the response, as the app sees it.
 - namegen_names_sampled_total{model}: names returned by /sample.
@@ -11,14 +12,19 @@
   (refreshed at each scrape).
 - prometheus-client's own process_* and python_* metrics.
 
+The page is rendered on a thread, one render at a time shared by the scrapers waiting for it:
+scrapers cannot hold the event loop.
+
 The middleware is pure ASGI and caches each label set's child, so a request costs two dict look-ups,
 a counter increment and a histogram observation (a few microseconds; tests/system/test_operations.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from time import perf_counter
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, Info, generate_latest
 from starlette.responses import Response
@@ -47,6 +53,8 @@ BATCH_NAMES = Histogram(
     buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536),
 )
 MODELS = Info("namegen_model", "A loaded model", ["model"])
+# The method label takes these values and "other": made-up methods cannot grow the label set.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def observe_batch(requests: int, names: int) -> None:
@@ -87,7 +95,7 @@ class Metrics:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or self.mounted(scope["path"])
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "other"
             counter = self.counters.get((method, endpoint, status))
             if counter is None:
                 counter = self.counters[method, endpoint, status] = REQUESTS.labels(
@@ -105,6 +113,18 @@ class Metrics:
 
 router = APIRouter(include_in_schema=False)
 
+_rendering: dict[str, asyncio.Future[bytes]] = {}  # the render in progress, if any
+
+
+async def rendered() -> bytes:
+    """The metrics page, rendered on a thread (not the event loop); scrapers that arrive while a
+    render is in progress share it, so any number of them costs one render at a time."""
+    future = _rendering.get("page")
+    if future is None:
+        future = _rendering["page"] = asyncio.ensure_future(anyio.to_thread.run_sync(generate_latest))
+        future.add_done_callback(lambda _: _rendering.pop("page", None))
+    return await asyncio.shield(future)
+
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
@@ -117,4 +137,4 @@ async def metrics(request: Request) -> Response:
                 "context": str(model.context_limit),
                 "default": str(model.name == service.default_name).lower(),
             })  # fmt: skip
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await rendered(), media_type=CONTENT_TYPE_LATEST)

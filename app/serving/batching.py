@@ -8,26 +8,31 @@ request still gets exactly the names it would get alone (`LanguageModel.sample_b
 runner decides whether a batch is drawn on the event loop or on a worker thread.
 
 Bounds: one pass draws at most `MAX_BATCH_NAMES` names (more requests of one setting are split
-into several passes, so a burst does not grow one pass's buffers without limit), and one flush
-draws at most `knobs.INLINE_MAX_NAMES` names on the event loop in all: a burst of requests with
-many distinct settings (each small enough to run inline alone) goes to the workers once that
-budget is spent, instead of holding the loop for one pass after another.
+into several passes, so a burst does not grow one pass's buffers without limit), and the event loop
+draws at most `knobs.INLINE_MAX_NAMES` names every `INLINE_WINDOW` seconds, however many flushes
+(loop turns) that spans: a burst goes to the workers once that budget is spent, instead of holding
+the loop for one pass after another. A request whose client has gone (its `gone` event, set by the
+HTTP layer) leaves the batch before its pass is drawn; a pass on a worker whose every client has
+gone is not drawn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 
 from app.http.metrics import observe_batch
 from app.serving.workers import ModelRunner
 from model.engine import knobs
+from model.engine.cancel import Cancelled
 from model.engine.language_model import LanguageModel, Sample
 from model.engine.params import SamplingParams
 
 BatchKey = tuple[str, SamplingParams]  # model name, params
-Job = tuple[int, int | None, asyncio.Future]  # n, seed, where the names go
+Job = tuple[int, int | None, asyncio.Future, threading.Event | None]  # n, seed, where the names go, gone
 
+INLINE_WINDOW = 0.02  # seconds: the loop draws at most knobs.INLINE_MAX_NAMES names in each
 MAX_BATCH_NAMES = 4096  # names drawn in one pass at most (a request asks for at most 1000)
 
 
@@ -50,46 +55,87 @@ class SampleBatcher:
         self.pending: defaultdict[BatchKey, list[Job]] = defaultdict(list)
         self.models: dict[str, LanguageModel] = {}
         self.flush_task: asyncio.Task | None = None
+        self.window_start = -INLINE_WINDOW
+        self.inline_spent = 0  # names drawn on the loop since `window_start`
 
     async def sample(
-        self, model: LanguageModel, n: int, seed: int | None, params: SamplingParams
+        self,
+        model: LanguageModel,
+        n: int,
+        seed: int | None,
+        params: SamplingParams,
+        gone: threading.Event | None = None,
     ) -> list[Sample]:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self.models[model.name] = model
-        self.pending[model.name, params].append((n, seed, future))
+        self.pending[model.name, params].append((n, seed, future, gone))
         if self.flush_task is None:
             self.flush_task = asyncio.create_task(self.flush())
         return await future
 
     async def flush(self) -> None:
         pending, self.pending, self.flush_task = self.pending, defaultdict(list), None
-        inline_budget = knobs.INLINE_MAX_NAMES  # names this flush may still draw on the event loop
         off_loop = []
         for (name, params), all_jobs in pending.items():
             model = self.models[name]
-            for jobs in passes(all_jobs):
+            for jobs in passes(_still_wanted(all_jobs)):
+                if not jobs:
+                    continue
                 names = sum(job[0] for job in jobs)
                 observe_batch(len(jobs), names)
-                if names <= inline_budget and model.is_quick(names):
-                    inline_budget -= names
+                if names <= self.inline_left() and model.is_quick(names):
+                    self.inline_spent += names
                     await self.draw(model, params, jobs, inline=True)
                 else:  # the workers draw these side by side
                     off_loop.append(self.draw(model, params, jobs, inline=False))
         await asyncio.gather(*off_loop)
 
+    def inline_left(self) -> int:
+        """Names the event loop may still draw in the current `INLINE_WINDOW`."""
+        now = asyncio.get_running_loop().time()
+        if now - self.window_start >= INLINE_WINDOW:
+            self.window_start, self.inline_spent = now, 0
+        return knobs.INLINE_MAX_NAMES - self.inline_spent
+
     async def draw(self, model: LanguageModel, params: SamplingParams, jobs: list[Job], inline: bool) -> None:
         """One pass for `jobs`: each future gets its names, or every future the pass's error."""
-        requests = [(n, seed) for n, seed, _ in jobs]
+        requests = [(job[0], job[1]) for job in jobs]
+        events = [job[3] for job in jobs]
+        gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
         try:
             results = await self.runner.run(
                 model, lambda: model.sample_batch(requests, params), names=sum(n for n, _ in requests),
-                inline=inline,
+                inline=inline, gone=gone,  # type: ignore[arg-type]
             )  # fmt: skip
         except Exception as exc:  # handed to every waiting request, never lost in a task
-            for *_, future in jobs:
-                if not future.done():
-                    future.set_exception(exc)
+            for job in jobs:
+                if not job[2].done():
+                    job[2].set_exception(exc)
             return
-        for (*_, future), samples in zip(jobs, results, strict=True):
+        for (_, _, future, _), samples in zip(jobs, results, strict=True):
             if not future.done():
                 future.set_result(samples)
+
+
+def _still_wanted(jobs: list[Job]) -> list[Job]:
+    """The jobs whose client is still there; the others' futures get Cancelled (answered 499)."""
+    wanted = []
+    for job in jobs:
+        if job[3] is not None and job[3].is_set():
+            if not job[2].done():
+                job[2].set_exception(
+                    Cancelled("the client closed the connection before its names were drawn")
+                )
+        else:
+            wanted.append(job)
+    return wanted
+
+
+class _AllGone:
+    """Set when every one of `events` is: a shared pass is dropped only when nobody wants it."""
+
+    def __init__(self, events: list[threading.Event]) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return all(event.is_set() for event in self.events)

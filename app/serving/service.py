@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -161,12 +162,16 @@ class Service:
         *,
         novel: bool,
         constraints: Constraints | None = None,
+        gone: threading.Event | None = None,
     ) -> SampleResult:
         """`n` names from `model`: concurrent plain requests to a model whose rows are independent
         share one sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance:
         resampled) runs through the runner, priced by the most names the model will draw for it
         (for constraints: the model's draw budget, so always on a worker, compiling the constraints
-        included: a malformed or empty language raises its ParameterError there)."""
+        included: a malformed or empty language raises its ParameterError there). `gone` is set
+        once the client hangs up: its work then does not start, or stops at its next step; every
+        request's work is bounded by NAMEGEN_MAX_WORK_SECONDS."""
+        budget = self.settings.max_work_seconds
         params = params.checked(model.vocab)
         if constraints is not None and not constraints.empty:
             rounds = self.settings.novel_max_rounds
@@ -176,6 +181,8 @@ class Service:
                     n, params, seed, novel=novel, max_rounds=rounds, constraints=constraints
                 ),
                 names=model.constraint_budget,
+                gone=gone,
+                budget=budget,
             )
         resampled = novel or params.filters_names
         if resampled or not model.rows_independent:
@@ -184,8 +191,10 @@ class Service:
                 model,
                 lambda: model.sample(n, params, seed, novel=novel, max_rounds=rounds),
                 names=model.most_names_drawn(n, novel=resampled, max_rounds=rounds),
+                gone=gone,
+                budget=budget,
             )
-        return SampleResult(await self.batcher.sample(model, n, seed, params), complete=True)
+        return SampleResult(await self.batcher.sample(model, n, seed, params, gone=gone), complete=True)
 
     def describe(self, model: LanguageModel) -> dict:
         info = model.describe()

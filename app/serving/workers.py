@@ -7,11 +7,15 @@ queue on the same cores, each holding its own buffers (and glibc heap arena) whi
 
 The queue in front of the workers is bounded too (`max_queue` jobs waiting or running): past it a
 request is refused at once with `Overloaded` (503 + Retry-After, `app.api.errors`) instead of holding
-its memory while it waits behind minutes of work.
+its memory while it waits behind minutes of work. A job whose client has hung up (`gone`: the
+HTTP layer sets it when the connection is lost) never starts, and long work stops at its next step
+(`model.engine.cancel`): dead work does not hold the workers.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from app.serving.cpus import available_cpus
+from model.engine.cancel import bounded, check
 from model.engine.language_model import LanguageModel
 
 T = TypeVar("T")
@@ -53,14 +58,25 @@ class ModelRunner:
         names: int = 0,
         words: int = 0,
         inline: bool = True,
+        gone: threading.Event | None = None,
+        budget: float = math.inf,
     ) -> T:
         """`work()` (on `model`, drawing `names` names or scoring `words` words) inline when it is
-        short and `inline` allows it, else on a worker thread (Overloaded when the queue is full)."""
+        short and `inline` allows it, else on a worker thread (Overloaded when the queue is full).
+        Once `gone` is set (the client hung up) work not started never starts and work running
+        stops at its next step (`Cancelled`); work whose estimated cost passes `budget` seconds
+        stops there too (`OverBudget`)."""
         if inline and model.is_quick(names, words):
             return work()
-        return await self.off_loop(work)
+        return await self.off_loop(work, gone=gone, budget=budget)
 
-    async def off_loop(self, work: Callable[[], T], admitted: bool = False) -> T:
+    async def off_loop(
+        self,
+        work: Callable[[], T],
+        admitted: bool = False,
+        gone: threading.Event | None = None,
+        budget: float = math.inf,
+    ) -> T:
         """`work()` on a worker thread, or Overloaded at once when `max_queue` jobs are ahead
         (unless `admitted`: the next step of work already accepted, e.g. a streamed export's
         next chunk, which waits its turn instead of failing half-way through its answer)."""
@@ -68,6 +84,13 @@ class ModelRunner:
             raise Overloaded(self.queued)
         self.queued += 1
         try:
-            return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+            return await anyio.to_thread.run_sync(_bounded, work, gone, budget, limiter=self.limiter)
         finally:
             self.queued -= 1
+
+
+def _bounded(work: Callable[[], T], gone: threading.Event | None, budget: float) -> T:
+    """`work()` on this worker thread unless its client has gone, within its budget."""
+    with bounded(gone, budget):
+        check()  # a job whose client hung up while it waited costs nothing
+        return work()

@@ -34,12 +34,31 @@ INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
 INLINE_MAX_NUMPY_NAMES = 2
 INLINE_MAX_NUMPY_WORDS = 2
 
+# The cost bound (NAMEGEN_MAX_WORK_SECONDS, `model.engine.cancel`): seconds one row's step takes,
+# measured with one thread on the 2-core development machine. Scoring 1,000 words of 64 and of 15
+# letters (200 for the transformer): tables 0.35-0.60 us a character; the GRU in NumPy 11.8-15.5 us
+# (256k parameters); the WaveNet in float64 torch 14.6-14.8 us (77k); the transformer in float32
+# torch 21.7 us a step within its context (205k), 124 us a step past it (16 positions). Sampling
+# in passes of 512 rows costs more per row (tests/system/test_worst_case.py: 1,000 novel WaveNet
+# names with top_k 1 took 4.0 s at a 2 s estimate from scoring's figure, the transformer's 2.6 s),
+# so the torch figures are sampling's. Per parameter and position, the largest of each kind: the
+# estimate bounds the time from above (the transformer's window steps by about 3x).
+TABLE_SECONDS_PER_CHAR = 0.6e-6
+NUMPY_SECONDS_PER_PARAMETER = 6.1e-11
+TORCH64_SECONDS_PER_PARAMETER = 3.8e-10
+TORCH32_SECONDS_PER_PARAMETER = 1.4e-10
+
+# Rows a forward-pass model samples at once: its state grows with the rows (the transformer's key/
+# value cache: 33 KB a row at its 16-character context; 2,000 rows at once peaked at +210 MB).
+FORWARD_SAMPLING_ROWS = 512
+
 # Words per teacher-forced scoring pass of a forward-pass model: bounds the padded batch's memory.
 SCORE_CHUNK = 1024
 
-# Prefixes whose first forward step (the state after '.' + prefix) a forward-pass model keeps:
-# every name of every request with that prefix starts there (one step of about seven saved).
-START_CACHE_PREFIXES = 4096
+# Bytes of first forward steps (the state after '.' + prefix) a forward-pass model keeps: every
+# name of every request with that prefix starts there (one step of about seven saved). A bound by
+# bytes, not prefixes: 4,096 transformer prefixes held +135 MB for good (up to 33 KB each).
+START_CACHE_BYTES = 8 * 1024 * 1024
 
 # Rounds of resampling a `novel` request gets at most (each draws about twice the names still
 # missing): the engine's default and the service's NAMEGEN_NOVEL_MAX_ROUNDS default.

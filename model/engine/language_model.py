@@ -21,7 +21,7 @@ import torch
 
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.device import resolve_device
-from model.engine import knobs
+from model.engine import cancel, knobs
 from model.engine.constraints.language import Language, compile_language
 from model.engine.constraints.planner import ConstrainedSampler, ConstraintReport
 from model.engine.constraints.spec import Constraints
@@ -152,6 +152,19 @@ class LanguageModel:
             return names <= knobs.INLINE_MAX_NUMPY_NAMES and words <= knobs.INLINE_MAX_NUMPY_WORDS
         return False
 
+    def scoring_seconds(self, words: list[str]) -> float:
+        """About how long one worker takes to score `words` (each character and the end token): the
+        estimate the cost bound charges while scoring, computed before any work."""
+        step = self.source.step_seconds
+        per_length: dict[int, float] = {}
+        total = 0.0
+        for word in words:
+            length = len(word) + 1
+            if length not in per_length:
+                per_length[length] = sum(step(t) for t in range(1, length + 1))
+            total += per_length[length]
+        return total
+
     def normalise(self, text: str) -> str:
         return self.vocab.normalise(text)
 
@@ -260,7 +273,18 @@ class LanguageModel:
         for round_ in range(max_rounds):
             size, round_seed = _draw_size(n - found), _round_seed(seed, round_)
             for start in range(0, size, chunk):
-                batch = self.sample_rows_of(round_seed, start, min(chunk, size - start), params)
+                try:
+                    batch = self.sample_rows_of(round_seed, start, min(chunk, size - start), params)
+                except cancel.OverBudget as exc:  # NAMEGEN_MAX_WORK_SECONDS spent
+                    if round_ == 0 and start == 0:
+                        raise
+                    reason = (
+                        f"found {found} {wanted.describe()} of {n} in {round_ + 1} rounds of sampling, "
+                        f"all that {exc.budget:g} s of model work allowed; fewer names, a higher "
+                        "temperature or a shorter max_length finds them sooner"
+                    )
+                    yield SampleResult([], complete=False, reason=reason)
+                    return
                 kept = []
                 for sample, keep in zip(batch, wanted.keeps([s.name for s in batch]), strict=True):
                     if keep and found < n and not (wanted.distinct and sample.name in seen):

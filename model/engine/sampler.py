@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.engine import knobs
+from model.engine import cancel, knobs
 from model.engine.shaping import Shaping
 from model.engine.sources import ContextTable, NextCharSource
 from model.hashing import GOLDEN_GAMMA, splitmix64
@@ -65,10 +65,27 @@ class Sampled(NamedTuple):
 def sample_rows(
     source: NextCharSource, alphabet: str, keys: StreamKeys, prefix: list[int], steps: int, shaping: Shaping
 ) -> Sampled:
-    """Draw one name per stream key after `prefix`, with the implementation that suits the size."""
+    """Draw one name per stream key after `prefix`, with the implementation that suits the size.
+    A forward pass draws at most `knobs.FORWARD_SAMPLING_ROWS` rows at once (its state grows with
+    the rows: the transformer's key/value cache is 33 KB a row); each row's draws depend only on its
+    key, so the passes draw what one would."""
     if isinstance(source, ContextTable) and len(keys.seeds) <= knobs.PYTHON_SAMPLING_MAX_N:
         return sample_rows_python(source, alphabet, keys, prefix, steps, shaping)
-    return sample_rows_vectorised(source, alphabet, keys, prefix, steps, shaping)
+    most = len(keys.seeds) if source.rows_independent else knobs.FORWARD_SAMPLING_ROWS
+    if len(keys.seeds) <= most:
+        return sample_rows_vectorised(source, alphabet, keys, prefix, steps, shaping)
+    parts = [
+        sample_rows_vectorised(
+            source,
+            alphabet,
+            StreamKeys(keys.seeds[i : i + most], keys.rows[i : i + most]),
+            prefix,
+            steps,
+            shaping,
+        )
+        for i in range(0, len(keys.seeds), most)
+    ]
+    return Sampled(*([x for part in parts for x in getattr(part, field)] for field in Sampled._fields))
 
 
 def sample_rows_python(
@@ -121,6 +138,7 @@ def sample_rows_vectorised(
     if steps == 0:
         state = source.keep(state, np.zeros(n, dtype=np.int64))
     for t in range(steps):
+        cancel.charge(len(rows) * source.step_seconds(len(prefix) + t + 2))
         if t % knobs.DRAW_BLOCK == 0:  # the next block of draws for the rows still going
             block_steps = np.arange(t, min(t + knobs.DRAW_BLOCK, steps), dtype=np.uint64)
             block = uniforms(keys.seeds[rows, None], keys.rows[rows, None], block_steps[None, :]).ravel()

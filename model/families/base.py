@@ -80,6 +80,11 @@ class CharModel(nn.Module):
         """logits[B, T, V] for ids[B, T]: logits[:, t] predict the id after ids[:, : t + 1]."""
         raise NotImplementedError
 
+    def step_positions(self, position: int) -> int:
+        """Positions a `step` reading the `position`-th id ('.' is the first) runs through the network:
+        its cost in single-position passes, for the engine's cost bound. One for most families."""
+        return 1
+
     def numpy_steps(self) -> NumpySteps | None:
         """The same steps in NumPy (equal logits to ~1e-5), where they measure faster; None when the
         family has none. Called on the module `for_inference` returned."""

@@ -9,7 +9,9 @@ Context limit: learned positions exist for `block_size` ids only, so a predictio
 the last `block_size` ids. `sequence_logits` on rows longer than that uses a sliding window:
 position t predicts from ids[:, t - block_size + 1 : t + 1] placed at positions 0..block_size-1.
 `step` keeps a key/value cache per layer while the prefix fits, then recomputes the last
-`block_size` ids each step, so both give the same numbers.
+`block_size` ids each step, so both give the same numbers. No cache can help past the context:
+with learned absolute positions, every id of a slid window sits at a new position, so each of its
+keys changes (`step_positions` tells the engine's cost bound).
 
 References: karpathy/makemore `makemore.py` (Transformer), karpathy/nanoGPT `model.py`;
 Vaswani et al., 2017; Radford et al., 2019 (GPT-2's pre-norm blocks).
@@ -42,6 +44,9 @@ class TransformerConfig(FamilyConfig):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
 
+
+# Rows whose window a step past the context recomputes at once (`Transformer.step`).
+WINDOW_CHUNK_ROWS = 256
 
 # makemore's constant 5e-4 was slow here (research note): AdamW with a cosine from 1e-3 to 1e-4.
 RECIPE = Recipe(
@@ -154,6 +159,11 @@ class Transformer(CharModel):
         later = self._forward(windows.reshape(-1, block))[:, -1].view(rows, length - block, -1)
         return torch.cat([self._forward(ids[:, :block]), later], dim=1)
 
+    def step_positions(self, position: int) -> int:
+        """Within the context a step runs one position against the cached keys; past it, the whole
+        window again (learned positions shift under every cached key)."""
+        return 1 if position <= self.config.block_size else self.config.block_size
+
     def start(self, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ids read so far [rows, t], keys and values [rows, n_layer, n_head, t, head_size]); the
         row dim first in every part, so the contract's default `keep` selects rows."""
@@ -167,8 +177,15 @@ class Transformer(CharModel):
         seen = torch.cat([seen, ids[:, None]], dim=1)
         t = seen.shape[1]
         if t > self.config.block_size:
-            # positions have shifted under every cached key: recompute the window (cache now unused)
-            return (seen, keys, values), self._forward(seen[:, -self.config.block_size :])[:, -1]
+            # positions have shifted under every cached key: recompute the window, a few hundred rows
+            # at a time (bounds the activations: 2,000 rows at once peaked at +170 MB); the cache is
+            # dropped, so `keep` no longer copies it
+            window = seen[:, -self.config.block_size :]
+            logits = torch.cat([
+                self._forward(window[i : i + WINDOW_CHUNK_ROWS])[:, -1]
+                for i in range(0, len(window), WINDOW_CHUNK_ROWS)
+            ])  # fmt: skip
+            return (seen, keys[:, :, :, :0], values[:, :, :, :0]), logits
         x = self.drop(self.wte(ids[:, None]) + self.wpe.weight[t - 1])  # [rows, 1, C]
         new_keys, new_values = [], []
         for i, block in enumerate(self.blocks):

@@ -217,3 +217,24 @@ def test_requests_sampled_together_get_the_names_they_get_alone(samplers, path):
     for got, expected in zip(together, alone, strict=True):
         assert [s.name for s in got] == [name for name, _ in expected]
         assert [s.loss for s in got] == pytest.approx([loss for _, loss in expected], abs=1e-12)
+
+
+def test_the_start_cache_of_a_forward_pass_is_bounded_by_bytes(monkeypatch):
+    from model.engine.sources import state_bytes
+    from tests.conftest import ROOT
+
+    monkeypatch.setattr(knobs, "START_CACHE_BYTES", 256 * 1024)  # about 9 of these prefixes
+    model = LanguageModel.from_checkpoint(ROOT / "weights" / "names-transformer.safetensors", device="cpu")
+    source = model.source
+    prefixes = [[1 + i % 26, 1 + i // 26 % 26, *range(1, 12)] for i in range(16)]  # 13 ids: ~29 KB each
+    for prefix in prefixes:
+        source.start(prefix)
+    held = sum(state_bytes(state) for state in source._starts.values())
+    assert held == source.start_cache_bytes
+    assert knobs.START_CACHE_BYTES - 40 * 1024 < held <= knobs.START_CACHE_BYTES  # full, never past it
+    assert len(source._starts) < len(prefixes)
+    # a prefix left out of the cache starts exactly as a cached one would
+    first, last = source.start(prefixes[0]), source.start(prefixes[-1])
+    assert tuple(prefixes[-1]) not in source._starts
+    np.testing.assert_array_equal(last[1], source.start(prefixes[-1])[1])
+    assert first is source.start(prefixes[0])

@@ -126,13 +126,15 @@ def test_rolling_update_keeps_every_replica_until_its_successor_is_ready(objects
     assert spec["strategy"]["rollingUpdate"]["maxSurge"] >= 1
 
 
-def test_probes_all_ask_health_on_the_served_port(container, settings_env):
+def test_probes_all_ask_health_on_the_probe_port(container, settings_env):
+    """The probes use NAMEGEN_PROBE_PORT, which an idle crowd on the served port cannot fill."""
     env = settings_env
-    (port,) = container["ports"]
-    assert str(port["containerPort"]) == env["NAMEGEN_PORT"] and env["NAMEGEN_HOST"] == "0.0.0.0"
+    ports = {p["name"]: p for p in container["ports"]}
+    assert str(ports["http"]["containerPort"]) == env["NAMEGEN_PORT"] and env["NAMEGEN_HOST"] == "0.0.0.0"
+    assert str(ports["probe"]["containerPort"]) == env["NAMEGEN_PROBE_PORT"] != env["NAMEGEN_PORT"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         get = container[probe]["httpGet"]
-        assert get["path"] == "/health" and get["port"] in (port["name"], port["containerPort"]), probe
+        assert get["path"] == "/health" and get["port"] in ("probe", ports["probe"]["containerPort"]), probe
     # The startup probe, not the liveness probe, waits for the model to load.
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30

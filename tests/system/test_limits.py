@@ -223,22 +223,27 @@ def test_the_uvicorn_internals_the_server_relies_on_are_there():
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
     from uvicorn.server import ServerState
 
-    hooks = ["connection_made", "connection_lost", "data_received", "on_headers_complete",
-             "on_message_complete", "pause_writing", "resume_writing", "shutdown"]  # fmt: skip
-    for name in [*hooks, "_unset_keepalive_if_required"]:
+    hooks = ["connection_made", "connection_lost", "data_received", "on_message_begin", "on_url",
+             "on_header", "on_headers_complete", "on_body", "on_message_complete", "pause_writing",
+             "resume_writing", "shutdown"]  # fmt: skip
+    private = ["_unset_keepalive_if_required", "_start_asgi_task", "_should_upgrade",
+               "_unsupported_upgrade_warning", "handle_websocket_upgrade", "send_400_response"]  # fmt: skip
+    for name in [*hooks, *private]:
         assert callable(getattr(HttpToolsProtocol, name, None)), f"HttpToolsProtocol.{name} moved"
-    for name in ("handle_exit", "on_tick"):
+    for name in ("handle_exit", "on_tick", "startup"):
         assert callable(getattr(uvicorn.Server, name, None)), f"uvicorn.Server.{name} moved"
 
     async def instances() -> None:
         config = uvicorn.Config(app=lambda scope, receive, send: None, loop="none")
         config.load()
         protocol = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
-        for name in ("connections", "cycle", "transport", "loop"):
+        for name in ("connections", "cycle", "transport", "loop", "pipeline", "parser", "logger"):
             assert hasattr(protocol, name), f"HttpToolsProtocol().{name} moved"
         server = uvicorn.Server(config)
         assert isinstance(server._captured_signals, list) and server.should_exit is False
 
     asyncio.run(instances())
     cycle_fields = RequestResponseCycle.__init__.__code__.co_names
-    assert {"keep_alive", "response_complete"} <= set(cycle_fields), "RequestResponseCycle fields moved"
+    cycle_fields = {*cycle_fields, *RequestResponseCycle.__init__.__code__.co_varnames}
+    needed = {"keep_alive", "response_complete", "response_started", "disconnected", "message_event", "scope"}
+    assert needed <= cycle_fields, "RequestResponseCycle fields moved"
