@@ -198,7 +198,7 @@ def test_every_namegen_variable_is_a_setting_the_app_accepts(container, settings
 
 def test_prometheus_finds_the_metrics(pod, objects, container):
     annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
-    (port,) = container["ports"]
+    (port,) = [p for p in container["ports"] if p["name"] == "http"]  # the probe port serves /health only
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
     assert annotations["prometheus.io/port"] == str(port["containerPort"])
 
