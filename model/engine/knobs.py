@@ -42,7 +42,7 @@ INLINE_MAX_NUMPY_WORDS = 2
 # in passes of 512 rows costs more per row (tests/system/test_worst_case.py: 1,000 novel WaveNet
 # names with top_k 1 took 4.0 s at a 2 s estimate from scoring's figure, the transformer's 2.6 s),
 # so the torch figures are sampling's. Per parameter and position, the largest of each kind: the
-# estimate bounds the time from above (the transformer's window steps by about 3x).
+# estimate bounds the time from above.
 TABLE_SECONDS_PER_CHAR = 0.6e-6
 NUMPY_SECONDS_PER_PARAMETER = 6.1e-11
 TORCH64_SECONDS_PER_PARAMETER = 3.8e-10

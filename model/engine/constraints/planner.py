@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.engine import knobs
+from model.engine import cancel, knobs
 from model.engine.constraints.exact import Backward, BackwardCache, backward_pass, draw_exact
 from model.engine.constraints.language import Language
 from model.engine.constraints.rejection import rejection_round
@@ -165,35 +165,39 @@ class ConstrainedSampler:
         ess: list[np.ndarray] = []
         round_ = 0
         while len(names) < n and drawn < budget:
-            need = n - len(names)
-            p_hat = accepted / drawn if drawn else None
-            rejection = method == "rejection" or (method != "smc" and (p_hat is None or p_hat * k >= 1))
-            round_seed = int(stream(seed, 16 + round_))
-            if rejection:
-                wanted = (
-                    max(knobs.REJECTION_PILOT, 2 * need)
-                    if p_hat is None
-                    else math.ceil(need / max(p_hat, 1 / k) * 1.2) + 16
-                )
-                draws = min(wanted, budget - drawn)
-                kept = rejection_round(self.source, self.alphabet, language, shaping, draws, round_seed)
-                drawn += draws
-                accepted += len(kept)
-                names.extend(kept[:need])
-            else:
-                picks = min(need, knobs.SMC_NAMES_PER_GROUP)
-                groups = min(math.ceil(need / picks), (budget - drawn) // (k * picks))
-                if groups == 0:
-                    break
-                twist = self.twist(key, language, shaping)
-                result = run_smc(
-                    self.source, self.alphabet, language, shaping, twist, groups, k * picks, picks, round_seed
-                )
-                drawn += groups * k * picks
-                particles = k * picks
-                names.extend(result.picked[:need])
-                estimates.append(result.estimates)
-                ess.append(result.ess)
+            try:
+                need = n - len(names)
+                p_hat = accepted / drawn if drawn else None
+                rejection = method == "rejection" or (method != "smc" and (p_hat is None or p_hat * k >= 1))
+                round_seed = int(stream(seed, 16 + round_))
+                if rejection:
+                    wanted = (
+                        max(knobs.REJECTION_PILOT, 2 * need)
+                        if p_hat is None
+                        else math.ceil(need / max(p_hat, 1 / k) * 1.2) + 16
+                    )
+                    draws = min(wanted, budget - drawn)
+                    kept = rejection_round(self.source, self.alphabet, language, shaping, draws, round_seed)
+                    drawn += draws
+                    accepted += len(kept)
+                    names.extend(kept[:need])
+                else:
+                    picks = min(need, knobs.SMC_NAMES_PER_GROUP)
+                    groups = min(math.ceil(need / picks), (budget - drawn) // (k * picks))
+                    if groups == 0:
+                        break
+                    twist = self.twist(key, language, shaping)
+                    result = run_smc(
+                        self.source, self.alphabet, language, shaping, twist, groups, k * picks, picks,
+                        round_seed,
+                    )  # fmt: skip
+                    drawn += groups * k * picks
+                    particles = k * picks
+                    names.extend(result.picked[:need])
+                    estimates.append(result.estimates)
+                    ess.append(result.ess)
+            except cancel.OverBudget:  # NAMEGEN_MAX_WORK_SECONDS spent: the names found so far
+                break
             round_ += 1
         if estimates:
             report = ConstraintReport(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.engine import knobs
+from model.engine import cancel, knobs
 from model.engine.constraints.exact import Backward, shaped_probs
 from model.engine.constraints.language import Language
 from model.engine.sampler import decode_rows, uniforms
@@ -143,6 +143,7 @@ def _run_groups(
 
     for t in range(steps + 1):
         g = going
+        cancel.charge(len(g) * source.step_seconds(prefix_len + t + 2))
         log_p = source.log_probs(state)
         p = shaped_probs(log_p, shaping, first_step=t == 0)
         psi_next = np.zeros_like(p)
