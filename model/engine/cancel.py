@@ -70,6 +70,13 @@ def charge(seconds: float) -> None:
         raise OverBudget(bounds.budget)
 
 
+def budget() -> float:
+    """The whole budget of the work in progress, in seconds (inf outside `bounded`): what a step
+    may size itself by and still answer the same on every run (`left` depends on what ran first)."""
+    bounds = _bounds.get()
+    return math.inf if bounds is None else bounds.budget
+
+
 def left() -> float:
     """Seconds of budget left to the work in progress (inf outside `bounded`)."""
     bounds = _bounds.get()

@@ -83,6 +83,8 @@ SMC_NAMES_PER_GROUP = 32
 REJECTION_PILOT = 256
 # Particles of the one SMC group that estimates a conditional next-character distribution.
 NEXT_CHAR_PARTICLES = 4096
+# ... or fewer on a slow model, sized to the request's work budget, but never fewer than this.
+NEXT_CHAR_MIN_PARTICLES = 256
 # A table model's backward pass is exact when its arrays (positions x contexts x automaton states,
 # float64) fit this; past it the model is served by rejection/SMC like any other.
 EXACT_MAX_BYTES = 64 << 20

@@ -135,3 +135,27 @@ def test_smc_on_the_mlp_matches_its_exact_conditional_with_no_length_bound():
     words = [str(k) for k in lengths]
     p, effect = corrected_chi_square_p(words, share / exact, [str(len(s.name)) for s in result.names], GROUP)
     assert p > 0.01, (p, effect)
+
+
+def test_a_bounded_request_answers_the_same_whether_or_not_it_came_first():
+    """The SMC look-ahead is fitted once per model, by the first constrained request: that work is
+    not charged to the request's budget, and a budget-sized next-character estimate is sized by the
+    budget, not by what is left of it, so the first answer is the later ones' (the seed contract)."""
+    from model.engine import cancel
+
+    constraints = Constraints(ends_with="n", length=(4, 5))
+    params = SamplingParams(max_length=32)
+
+    def answers(model: LanguageModel) -> tuple:
+        with cancel.bounded(seconds=2.0):
+            probs, report = model.conditional_next_char(params, constraints, seed=0)
+        with cancel.bounded(seconds=2.0):
+            sampled = model.sample(8, params, seed=3, constraints=constraints)
+        return probs.tolist(), report, [s.name for s in sampled.names], sampled.complete
+
+    fresh = LanguageModel.from_checkpoint(WEIGHTS / "names-wavenet.safetensors", device="cpu")
+    first = answers(fresh)  # fits the look-ahead inside the first request
+    assert first == answers(fresh)
+    probs, report, names, complete = first
+    assert math.isclose(sum(probs), 1.0) and report.method == "smc" and complete
+    assert all(len(n) in (4, 5) and n.endswith("n") for n in names)

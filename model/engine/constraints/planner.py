@@ -105,7 +105,11 @@ class ConstrainedSampler:
         window = 2 if language.steps * v * v * language.dfa.states * 8 <= knobs.EXACT_MAX_BYTES else 1
         with self._lock:
             if not self._twist_tables:
-                self._twist_tables = fit_ngrams(self.source, self.alphabet, 2)
+                # Fitted once per model, from a fixed seed, and kept: work of the model, not of the
+                # request that happens to come first, so it is not charged to that request's budget
+                # (otherwise the first request would meet its bound earlier than the same one later).
+                with cancel.bounded():
+                    self._twist_tables = fit_ngrams(self.source, self.alphabet, 2)
             tables = self._twist_tables[:window]
         twist_shaping = Shaping(temperature=shaping.temperature)  # full support: positive wherever L is
         cache_key = ("twist", window, key, shaping.temperature)
@@ -211,6 +215,19 @@ class ConstrainedSampler:
             report = ConstraintReport("rejection", accepted / drawn if drawn else 0.0, drawn)
         return Drawn(names, report)
 
+    def next_char_particles(self, language: Language) -> int:
+        """`knobs.NEXT_CHAR_PARTICLES`, or the largest power of two (at least
+        `knobs.NEXT_CHAR_MIN_PARTICLES`) whose steps fit half the request's budget, counting every
+        particle alive to the last position: sized by the budget, never by what ran before, so a
+        seeded request repeats. A slow model's estimate is then coarser (its ESS says how much)."""
+        per_particle = sum(
+            self.source.step_seconds(len(language.prefix) + t + 2) for t in range(language.steps)
+        )
+        affordable = cancel.budget() / 2 / per_particle if per_particle > 0 else math.inf
+        if affordable >= knobs.NEXT_CHAR_PARTICLES:
+            return knobs.NEXT_CHAR_PARTICLES
+        return max(knobs.NEXT_CHAR_MIN_PARTICLES, 2 ** int(math.log2(max(affordable, 1))))
+
     def next_char(
         self, key: Hashable, language: Language, shaping: Shaping, seed: int
     ) -> tuple[np.ndarray, ConstraintReport]:
@@ -219,7 +236,7 @@ class ConstrainedSampler:
         if self.exact_fits(language):
             backward = self.exact(key, language, shaping)
             return backward.conditional_first(), ConstraintReport("exact", backward.p_constraint, 0)
-        particles = knobs.NEXT_CHAR_PARTICLES
+        particles = self.next_char_particles(language)
         twist = self.twist(key, language, shaping)
         result = run_smc(
             self.source, self.alphabet, language, shaping, twist, 1, particles, 1, int(stream(seed, 15))
