@@ -189,5 +189,29 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         "one word": {"summary": 'For {"word": "emma"}', "value": WORD_LOSS_EXAMPLE},
         "a batch": {"summary": 'For {"words": ["emma", "xqzv"]}', "value": BATCH_LOSS_EXAMPLE},
     }
+    _condition_examples(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _condition_examples(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Named request examples with a condition, for the first loaded model that takes one."""
+    service = app.state.service
+    models = list(service.models.values()) if service is not None else []
+    conditional = next((m for m in models if m.conditions), None)
+    if conditional is None:
+        return
+    key, values = next(iter(conditional.conditions.items()))
+    condition = {key: values[0]}
+    bodies = {
+        "/sample": {"model": conditional.name, "n": 5, "seed": 42, "condition": condition},
+        "/next-char": {"model": conditional.name, "prefix": "jo", "condition": condition},
+        "/loss": {"model": conditional.name, "word": "riley", "condition": condition},
+    }
+    for path, body in bodies.items():
+        content = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        examples = content.setdefault("examples", {})
+        if not examples and "example" not in content:
+            plain = {k: v for k, v in body.items() if k not in ("model", "condition")}
+            examples["no condition"] = {"summary": "Any model", "value": plain}
+        examples[f"{key} {values[0]}"] = {"summary": f"A {key} for {conditional.name}", "value": body}
