@@ -51,6 +51,9 @@ train: $(STAMP)
 		$(BIN)/python -m model.train --family $$family --data ../shared/data/names.txt \
 			--out weights/names-$$family.safetensors || exit 1; \
 	done
+	$(BIN)/python -m model.train --family gru --data ../shared/data/names.txt \
+		--out weights/names-gru-gender.safetensors --condition gender --condition-values female,male \
+		--condition-dropout 0.25 --condition-guidance 1 --steps 9000 --threads 1
 
 # Rewrites docs/leaderboard.md and its plot from the committed checkpoints (no training).
 leaderboard: $(STAMP)

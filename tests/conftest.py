@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +35,50 @@ def generate_words(count: int, seed: int = 0) -> list[str]:
             word += rng.choice("nrs")
         words[word] = None
     return list(words)
+
+
+def generated_gender_counts(words: list[str]) -> list[tuple[str, str, int]]:
+    """SSA-like rows for generated words: '-a' names mostly female, '-o' mostly male, '-e' mixed,
+    the rest absent (unlabelled); plus rows for names outside the list, which must be ignored."""
+    rows = [("Zzzyx", "F", 40), ("Qwop", "M", 7)]
+    for word in words:
+        name = word.capitalize()
+        if word.endswith("a"):
+            rows += [(name, "F", 95), (name, "M", 5)]
+        elif word.endswith("o"):
+            rows += [(name, "F", 3), (name, "M", 60), (name, "M", 37)]  # two years: counts add up
+        elif word.endswith("e"):
+            rows += [(name, "F", 50), (name, "M", 50)]
+    return rows
+
+
+@pytest.fixture(scope="session")
+def gender_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A small conditional GRU trained on generated words with generated gender labels."""
+    import torch
+
+    from model.checkpoint import save_checkpoint
+    from model.families import get_family
+    from model.labels import table_from_counts
+    from model.training.run import WordSource, train_model
+
+    words = generate_words(600, seed=3)
+    torch.set_num_threads(1)  # as `python -m model.train` does: more threads crawl on a busy machine
+    folder = tmp_path_factory.mktemp("gender")
+    path = folder / "words.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    table = table_from_counts(words, generated_gender_counts(words), "generated", "0")
+    family = get_family("gru")
+    config = {"n_embd": 16, "n_hidden": 48, "condition": "gender", "condition_values": "female,male",
+              "condition_guidance": 1.0}  # fmt: skip
+    recipe = family.recipe.with_(steps=800, eval_every=400)
+    trained = train_model(
+        family, config, recipe, WordSource(words, path, "generated"), torch.device("cpu"),
+        {"command": "test"}, progress=False, labels=table,
+    )  # fmt: skip
+    out = folder / "tiny-gender.safetensors"
+    save_checkpoint(out, trained.checkpoint)
+    return out, table
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 Requests (to names-mlp): /sample {"n": 3, "seed": 42, "novel": true}; /next-char {"prefix": "emm"};
 /loss {"word": "emma"} and {"words": ["emma", "xqzv"]}; /model and /models describe the default
-(names-gru). tests/app/test_docs.py checks they still match; after retraining a checkpoint, rewrite them
-from the served answers.
+(names-gru); /classify {"model": "names-gru-gender", "words": ["emma", "john", "riley"]}.
+tests/app/test_docs.py checks they still match; after retraining a checkpoint, rewrite them from the
+served answers.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ MODEL_EXAMPLE: dict[str, Any] = {
     "parameters": 255963,
     "context": None,
     "alphabet": ".abcdefghijklmnopqrstuvwxyz",
+    "conditions": None,
     "metrics": {
         "train_loss": 1.8039408680422122,
         "val_loss": 1.9511016267163965,
@@ -160,3 +162,14 @@ MODEL_EXAMPLE: dict[str, Any] = {
 
 SERVED_MODEL_EXAMPLE: dict[str, Any] = {**MODEL_EXAMPLE, "device": "cpu"}
 MODEL_LIST_EXAMPLE: dict[str, Any] = {"default": "names-gru", "models": [MODEL_EXAMPLE]}
+
+CLASSIFY_REQUEST_EXAMPLE: dict[str, Any] = {"model": "names-gru-gender", "words": ["emma", "john", "riley"]}
+CLASSIFY_EXAMPLE: dict[str, Any] = {
+    "model": "names-gru-gender",
+    "prior": {"gender": {"female": 0.5701005390885432, "male": 0.4298994610058126}},
+    "results": [
+        {"word": "emma", "gender": {"female": 0.9961716345050776, "male": 0.0038283654949223156}},
+        {"word": "john", "gender": {"female": 0.0073983199686411686, "male": 0.992601680031359}},
+        {"word": "riley", "gender": {"female": 0.9475993609301504, "male": 0.052400639069849715}},
+    ],
+}

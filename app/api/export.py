@@ -26,7 +26,7 @@ from starlette.responses import StreamingResponse
 from app.http.metrics import count_names
 from app.serving.service import Service
 from model.engine.constraints.spec import Constraints
-from model.engine.language_model import Drawing, LanguageModel, Sample
+from model.engine.language_model import Condition, Drawing, LanguageModel, Sample
 from model.engine.params import SamplingParams
 
 CSV, NDJSON = "text/csv", "application/x-ndjson"
@@ -92,17 +92,26 @@ async def export_response(
     novel: bool,
     kind: str,
     constraints: Constraints | None = None,
+    condition: Condition = None,
 ) -> StreamingResponse:
     """The names as a streamed CSV or NDJSON response. The first chunk is drawn before the
     response starts, so a bad parameter or a full queue is still a 422 or 503. Constrained names
     are drawn as one answer (the constraint budget bounds them), then written chunk by chunk."""
     rows = csv_rows if kind == CSV else ndjson_rows
+    service.check_condition(model, condition)
     if constraints is not None and not constraints.empty:
-        result = await service.sample(model, n, params, seed, novel=novel, constraints=constraints)
+        result = await service.sample(
+            model, n, params, seed, novel=novel, constraints=constraints, condition=condition
+        )
         drawing = Drawing.of(result)
     else:
         drawing = model.drawing(
-            n, params.checked(model.vocab), seed, novel=novel, max_rounds=service.settings.novel_max_rounds
+            n,
+            params.checked(model.vocab),
+            seed,
+            novel=novel,
+            max_rounds=service.settings.novel_max_rounds,
+            condition=condition,
         )
     chunks = iter(drawing)
 

@@ -189,5 +189,75 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         "one word": {"summary": 'For {"word": "emma"}', "value": WORD_LOSS_EXAMPLE},
         "a batch": {"summary": 'For {"words": ["emma", "xqzv"]}', "value": BATCH_LOSS_EXAMPLE},
     }
+    _condition_rules(app, components)
+    _condition_examples(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _condition_rules(app: FastAPI, components: dict[str, Any]) -> None:
+    """What the loaded models accept as a `condition` (the keys and values of every conditional
+    model: one of them, or none when no model takes one), and for /classify which models classify
+    (a conditional one must be named when the default is not)."""
+    service = app.state.service
+    if service is None:
+        return
+    conditions: dict[str, list[str]] = {}
+    for model in service.models.values():
+        for key, values in model.conditions.items():
+            conditions.setdefault(key, [])
+            conditions[key] += [v for v in values if v not in conditions[key]]
+    allowed: dict[str, Any] = {"type": "object", "additionalProperties": False, "maxProperties": 1}
+    allowed["properties"] = {key: {"type": "string", "enum": values} for key, values in conditions.items()}
+    takers = [name for name, model in service.models.items() if model.conditions]
+    # a condition needs a model that takes one: named, or the default when it does
+    needs: dict[str, Any] = {"properties": {"model": {"enum": takers}}, "required": ["model"]}
+    if service.default.conditions:
+        needs = {"properties": {"model": {"enum": [*takers, None]}}}
+    for name, component in components.items():
+        prop = component.get("properties", {}).get("condition")
+        if name.endswith("Request") and prop is not None:
+            prop["anyOf"][0] = allowed
+            # no field-level example: alone it would pair a condition with the default model (the
+            # named request examples pair it with a model that takes it)
+            prop.pop("examples", None)
+            if takers:
+                component["if"] = {
+                    "properties": {"condition": {"type": "object", "minProperties": 1}},
+                    "required": ["condition"],
+                }
+                component["then"] = needs
+    classify = components.get("ClassifyRequest")
+    if classify is None or not takers:
+        return
+    model = classify["properties"]["model"]
+    model["anyOf"] = [{"type": "string", "enum": takers}]
+    if service.default.conditions:
+        model["anyOf"].append({"type": "null"})
+    else:
+        model.pop("default", None)
+        classify["required"] = sorted({*classify.get("required", []), "model"})
+        model["description"] = "Which conditional model classifies (GET /models lists their `conditions`)."
+
+
+def _condition_examples(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Named request examples with a condition, for the first loaded model that takes one."""
+    service = app.state.service
+    models = list(service.models.values()) if service is not None else []
+    conditional = next((m for m in models if m.conditions), None)
+    if conditional is None:
+        return
+    key, values = next(iter(conditional.conditions.items()))
+    condition = {key: values[0]}
+    bodies = {
+        "/sample": {"model": conditional.name, "n": 5, "seed": 42, "condition": condition},
+        "/next-char": {"model": conditional.name, "prefix": "jo", "condition": condition},
+        "/loss": {"model": conditional.name, "word": "riley", "condition": condition},
+    }
+    for path, body in bodies.items():
+        content = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        examples = content.setdefault("examples", {})
+        if not examples and "example" not in content:
+            plain = {k: v for k, v in body.items() if k not in ("model", "condition")}
+            examples["no condition"] = {"summary": "Any model", "value": plain}
+        examples[f"{key} {values[0]}"] = {"summary": f"A {key} for {conditional.name}", "value": body}

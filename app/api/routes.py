@@ -21,6 +21,8 @@ from app.api.errors import JSONBytes, over_limit, raise_problems
 from app.api.export import ACCEPT_HELP, EXPORT_CONTENT, EXPORT_HINT, export_format, export_response
 from app.api.schemas import (
     BatchLoss,
+    ClassifyRequest,
+    ClassifyResponse,
     Health,
     LossRequest,
     ModelInfo,
@@ -36,7 +38,7 @@ from app.api.schemas import (
 from app.http.metrics import count_names
 from app.http.server import CLIENT_GONE
 from app.serving.service import Service
-from model.engine.language_model import LanguageModel, WordScore
+from model.engine.language_model import Condition, LanguageModel, WordScore
 from model.engine.params import Loc, ParameterError, SamplingParams
 
 
@@ -124,7 +126,15 @@ async def sample(
     constraints = req.constraints.engine() if req.constraints is not None else None
     if kind is not None:
         return await export_response(
-            service, model, req.n, req.params(), req.seed, novel=req.novel, kind=kind, constraints=constraints
+            service,
+            model,
+            req.n,
+            req.params(),
+            req.seed,
+            novel=req.novel,
+            kind=kind,
+            constraints=constraints,
+            condition=req.condition,
         )
     result = await service.sample(
         model,
@@ -134,6 +144,7 @@ async def sample(
         novel=req.novel,
         constraints=constraints,
         gone=client_gone(request),
+        condition=req.condition,
     )
     count_names(model.name, len(result.names))
     body = {
@@ -151,11 +162,16 @@ async def sample(
 async def next_char(req: NextCharRequest, service: ServiceDep, request: Request) -> JSONBytes:
     raise_problems(over_limit(("prefix",), "the prefix length", len(req.prefix), service.settings.max_length))
     model = service.model(req.model)
+    service.check_condition(model, req.condition)
     budget = service.settings.max_work_seconds
     constraints = req.constraints.engine() if req.constraints is not None else None
     if constraints is None or constraints.empty:
         prefix, probs = await service.runner.run(
-            model, lambda: model.next_char(req.prefix), names=1, gone=client_gone(request), budget=budget
+            model,
+            lambda: model.next_char(req.prefix, req.condition),
+            names=1,
+            gone=client_gone(request),
+            budget=budget,
         )
         report = None
     else:
@@ -163,7 +179,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep, request: Request)
         params = SamplingParams(prefix=req.prefix, max_length=req.max_length).checked(model.vocab)
         probs, report = await service.runner.run(
             model,
-            lambda: model.conditional_next_char(params, constraints, req.seed),
+            lambda: model.conditional_next_char(params, constraints, req.seed, req.condition),
             names=model.constraint_budget,
             gone=client_gone(request),
             budget=budget,
@@ -191,11 +207,16 @@ async def loss(req: LossRequest, service: ServiceDep, request: Request) -> JSONB
           for problem in over_limit(where(i), "the word length", len(word), settings.max_length)),
     ])  # fmt: skip
     model = service.model(req.model)
-    raise_problems(over_budget(model, words, settings.max_work_seconds, ("word",) if single else ("words",)))
+    service.check_condition(model, req.condition)
+    raise_problems(
+        over_budget(
+            model, words, settings.max_work_seconds, ("word",) if single else ("words",), [req.condition]
+        )
+    )
     try:
         scores = await service.runner.run(
             model,
-            lambda: model.word_losses(words),
+            lambda: model.word_losses(words, req.condition),
             words=len(words),
             gone=client_gone(request),
             budget=settings.max_work_seconds,
@@ -208,14 +229,55 @@ async def loss(req: LossRequest, service: ServiceDep, request: Request) -> JSONB
     return JSONBytes(_batch_loss(scores, percentiles))
 
 
-def over_budget(model: LanguageModel, words: list[str], budget: float, loc: Loc) -> list[tuple[Loc, str]]:
-    """A problem when scoring `words` would cost more than `budget` seconds of model work: the
-    bound is each family's cost per character times the characters, not a count of words."""
-    seconds = model.scoring_seconds(words)
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    summary="Girl or boy name? p(gender | name) by a conditional model",
+)
+async def classify(req: ClassifyRequest, service: ServiceDep, request: Request) -> JSONBytes:
+    """For each word, p(value | word) = prior(value) p(word | value) / sum over values: the model's
+    likelihood of the word given each value (as /loss with that condition) and the training prior."""
+    settings = service.settings
+    raise_problems([
+        *over_limit(("words",), "the number of words", len(req.words), settings.max_words),
+        *(problem for i, word in enumerate(req.words)
+          for problem in over_limit(("words", i), "the word length", len(word), settings.max_length)),
+    ])  # fmt: skip
+    model = service.classifier(req.model)
+    words = req.words
+    passes = len(model.prior)  # one scoring pass per value: the price of that many /loss calls
+    ((key, values),) = model.conditions.items()
+    per_value = [{key: value} for value in values]
+    raise_problems(over_budget(model, words, settings.max_work_seconds, ("words",), per_value))
+    try:
+        answers = await service.runner.run(
+            model,
+            lambda: model.classify(words),
+            words=len(words) * passes,
+            gone=client_gone(request),
+            budget=settings.max_work_seconds,
+        )
+    except ParameterError as exc:
+        raise ParameterError.of([(("words", int(loc[0])), msg) for loc, msg in exc.problems]) from None
+    return JSONBytes({
+        "model": model.name,
+        "prior": {next(iter(model.conditions)): model.prior},
+        "results": answers,
+    })  # fmt: skip
+
+
+def over_budget(
+    model: LanguageModel, words: list[str], budget: float, loc: Loc, conditions: list[Condition] | None = None
+) -> list[tuple[Loc, str]]:
+    """A problem when scoring `words` (once per condition of `conditions`, by default once without)
+    would cost more than `budget` seconds of model work: the bound is each family's cost per
+    character times the characters, not a count of words."""
+    conditions = conditions or [None]
+    seconds = sum(model.scoring_seconds(words, c) for c in conditions)
     if seconds <= budget:
         return []
     longest = max(words, key=len)
-    each = model.scoring_seconds([longest])
+    each = sum(model.scoring_seconds([longest], c) for c in conditions)
     return [
         (
             loc,

@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from app.api.examples import (
     BATCH_LOSS_EXAMPLE,
+    CLASSIFY_EXAMPLE,
+    CLASSIFY_REQUEST_EXAMPLE,
     CONSTRAINED_SAMPLE_EXAMPLE,
     MODEL_EXAMPLE,
     MODEL_LIST_EXAMPLE,
@@ -73,6 +75,19 @@ ModelName = Annotated[
     Field(
         description="Which loaded model answers (GET /models lists them); the default model when absent.",
         json_schema_extra={MODEL_MARK: True},
+    ),
+]
+
+ConditionText = Annotated[str, Field(max_length=MAX_LENGTH), ValidText]
+Condition = Annotated[
+    dict[ConditionText, ConditionText] | None,
+    Field(
+        description='A label the name should have, such as {"gender": "female"}, for a conditional model '
+        "(GET /models lists each model's `conditions`: null for a model that takes none). Absent or null: "
+        "no condition. An unknown key or value is a 422 listing the allowed ones; a condition sent to a "
+        "model that takes none is a 422 naming the models that do.",
+        max_length=4,
+        examples=[{"gender": "female"}],
     ),
 ]
 
@@ -281,6 +296,7 @@ class SampleRequest(StrictBody):
         "every name one edit from them. " + STRICT_INTEGER,
     )
     constraints: ConstraintsBody | None = Field(None, description=CONSTRAINTS_DESCRIPTION)
+    condition: Condition = None
 
     def params(self) -> SamplingParams:
         """The engine's sampling parameters of this body, field by field (every field of
@@ -346,6 +362,7 @@ class NextCharRequest(StrictBody):
         None,
         description="With constraints on a model without a table: the SMC estimate's seed (0 when absent).",
     )
+    condition: Condition = None
 
 
 class CharProb(BaseModel):
@@ -385,6 +402,7 @@ class LossRequest(StrictBody):
     # Not nullable: absent is the only way to leave one out (`null` is a 422 naming the field).
     word: Word = None  # type: ignore[assignment]
     words: list[Word] = Field(None, min_length=1, max_length=MAX_WORDS)  # type: ignore[assignment]
+    condition: Condition = None
 
     @model_validator(mode="before")
     @classmethod
@@ -440,6 +458,11 @@ class ModelInfo(BaseModel):
     alphabet: str
     metrics: dict[str, Any]
     data: dict[str, Any]
+    conditions: dict[str, list[str]] | None = Field(
+        None,
+        description='The labels a conditional model takes, e.g. {"gender": ["female", "male"]} (send one as '
+        '`"condition"` to /sample, /next-char, /loss; /classify answers with them); null for the others.',
+    )
     train_command: str | None = Field(description="The command that trained this checkpoint.")
     default: bool = Field(description="True for the model that answers requests naming none.")
 
@@ -455,6 +478,37 @@ class ModelList(BaseModel):
 
     default: str
     models: list[ModelInfo]
+
+
+class ClassifyRequest(StrictBody):
+    """Names to classify by a conditional model (GET /models lists each model's `conditions`)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CLASSIFY_REQUEST_EXAMPLE]})
+
+    model: ModelName = None
+    words: list[Word] = Field(min_length=1, max_length=MAX_WORDS)
+
+
+class WordClass(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CLASSIFY_EXAMPLE["results"][0]]})
+
+    word: str = Field(description="The word as the model read it (stripped, lowercased).")
+    gender: dict[str, float] = Field(
+        description="p(value | word) for each value, summing to 1: Bayes over the model's likelihood of the "
+        "word given each value (every character and the end, as /loss with that condition scores it) "
+        "with the training prior."
+    )
+
+
+class ClassifyResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CLASSIFY_EXAMPLE]})
+
+    model: str
+    prior: dict[str, dict[str, float]] = Field(
+        description="The training prior per condition key: each value's mean share over the labelled "
+        "training names (soft labels from the SSA counts)."
+    )
+    results: list[WordClass]
 
 
 class Health(BaseModel):

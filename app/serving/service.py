@@ -19,7 +19,7 @@ from model.checkpoint import CheckpointError
 from model.data import REFERENCE_SHA256
 from model.device import resolve_device
 from model.engine.constraints.spec import Constraints
-from model.engine.language_model import LanguageModel, SampleResult
+from model.engine.language_model import Condition, LanguageModel, SampleResult
 from model.engine.params import ParameterError, SamplingParams
 
 log = logging.getLogger("uvicorn.error")
@@ -37,7 +37,7 @@ def checkpoint_paths(weights: Path) -> list[Path]:
         raise StartupError(
             f"namegen cannot start: {setting_label('weights')} {weights} is neither a file nor a directory"
         )
-    paths = sorted(weights.glob("*.safetensors"))
+    paths = sorted(weights.glob("*.safetensors"), key=lambda p: p.stem)  # names-gru before names-gru-gender
     if not paths:
         raise StartupError(
             f"namegen cannot start: {setting_label('weights')} {weights} holds no .safetensors checkpoint"
@@ -153,6 +153,30 @@ class Service:
             raise ParameterError("model", f"unknown model {name!r}; available: {', '.join(self.models)}")
         return self.models[name]
 
+    def check_condition(self, model: LanguageModel, condition: Condition) -> None:
+        """A ParameterError at "condition" when `model` cannot take `condition`: for a model that
+        takes none, naming the loaded models that do; else the key or value it does not know."""
+        if condition and not model.conditions:
+            keys = ", ".join(condition)
+            takers = [name for name, m in self.models.items() if set(condition) <= set(m.conditions)]
+            which = (
+                f"models that take {keys}: {', '.join(takers)}" if takers else f"no loaded model takes {keys}"
+            )
+            raise ParameterError("condition", f"model {model.name!r} takes no condition; {which}")
+        model.condition_id(condition)
+
+    def classifier(self, name: str | None) -> LanguageModel:
+        """The conditional model a /classify request names (the default when none and it is
+        conditional), or a ParameterError at "model" naming the models that classify."""
+        model = self.model(name)
+        if not model.conditions:
+            takers = [n for n, m in self.models.items() if m.conditions]
+            which = f"models that classify: {', '.join(takers)}" if takers else "no loaded model classifies"
+            raise ParameterError(
+                "model", f"model {model.name!r} takes no condition, so it cannot classify; {which}"
+            )
+        return model
+
     async def sample(
         self,
         model: LanguageModel,
@@ -163,33 +187,41 @@ class Service:
         novel: bool,
         constraints: Constraints | None = None,
         gone: threading.Event | None = None,
+        condition: Condition = None,
     ) -> SampleResult:
         """`n` names from `model`: concurrent plain requests to a model whose rows are independent
         share one sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance:
-        resampled) runs through the runner, priced by the most names the model will draw for it
-        (for constraints: the model's draw budget, so always on a worker, compiling the constraints
-        included: a malformed or empty language raises its ParameterError there). `gone` is set
-        once the client hangs up: its work then does not start, or stops at its next step; every
-        request's work is bounded by NAMEGEN_MAX_WORK_SECONDS."""
+        resampled; conditioned; a forward-pass model) runs through the runner, priced by the most
+        names the model will draw for it (for constraints: the model's draw budget, so always on a
+        worker, compiling the constraints included: a malformed or empty language raises its
+        ParameterError there). `gone` is set once the client hangs up: its work then does not
+        start, or stops at its next step; every request's work is bounded by NAMEGEN_MAX_WORK_SECONDS."""
         budget = self.settings.max_work_seconds
         params = params.checked(model.vocab)
+        self.check_condition(model, condition)
         if constraints is not None and not constraints.empty:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
                 lambda: model.sample(
-                    n, params, seed, novel=novel, max_rounds=rounds, constraints=constraints
+                    n,
+                    params,
+                    seed,
+                    novel=novel,
+                    max_rounds=rounds,
+                    constraints=constraints,
+                    condition=condition,
                 ),
                 names=model.constraint_budget,
                 gone=gone,
                 budget=budget,
             )
         resampled = novel or params.filters_names
-        if resampled or not model.rows_independent:
+        if resampled or condition or not model.rows_independent:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
-                lambda: model.sample(n, params, seed, novel=novel, max_rounds=rounds),
+                lambda: model.sample(n, params, seed, novel=novel, max_rounds=rounds, condition=condition),
                 names=model.most_names_drawn(n, novel=resampled, max_rounds=rounds),
                 gone=gone,
                 budget=budget,

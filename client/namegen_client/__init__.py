@@ -7,6 +7,9 @@
             print(s.name, round(s.loss, 3))
         print(client.sample(3, constraints={"ends_with": "lyn", "length": [5, 8]}).constraint)
         print(client.loss("emma").loss)
+        gendered = "names-gru-gender"  # GET /models lists the conditions each model takes
+        print(client.sample(5, model=gendered, seed=1, condition={"gender": "female"}).names)
+        print(client.classify(["emma", "john"], model=gendered).results[0].gender)  # {"female": 0.99...
 
 `AsyncNamegenClient` has the same methods as coroutines. The server is `base_url`, else the
 NAMEGEN_URL environment variable, else http://127.0.0.1:8000. Every failure raises a
@@ -41,6 +44,8 @@ __all__ = [
     "BatchLoss",
     "CharProb",
     "CharScore",
+    "Classification",
+    "Condition",
     "ConstraintInfo",
     "Constraints",
     "ModelInfo",
@@ -54,6 +59,7 @@ __all__ = [
     "SampleOptions",
     "SampleResult",
     "SampledName",
+    "WordClass",
     "WordLoss",
 ]
 
@@ -133,6 +139,19 @@ class BatchLoss:
 
 
 @dataclass(frozen=True)
+class WordClass:
+    word: str
+    gender: dict[str, float]  # p(value | word) for each value, summing to 1
+
+
+@dataclass(frozen=True)
+class Classification:
+    model: str
+    prior: dict[str, dict[str, float]]  # the training prior per condition key
+    results: list[WordClass]
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     family: str
@@ -145,6 +164,7 @@ class ModelInfo:
     data: dict[str, Any]
     train_command: str | None
     device: str | None = None  # only from GET /model
+    conditions: dict[str, list[str]] | None = None  # e.g. {"gender": ["female", "male"]}
 
 
 @dataclass(frozen=True)
@@ -181,6 +201,18 @@ class SampleOptions(TypedDict, total=False):
     exclude: list[str]
     min_distance: int
     constraints: Constraints
+    condition: dict[str, str] | None  # e.g. {"gender": "female"}, for a conditional model
+
+
+Condition = dict[str, str] | None  # {"gender": "female"}; None: no condition
+
+
+def _with_condition(body: dict[str, Any], condition: Condition) -> dict[str, Any]:
+    return body if condition is None else {**body, "condition": condition}
+
+
+def _classification(data: dict[str, Any]) -> Classification:
+    return Classification(data["model"], data["prior"], [WordClass(**r) for r in data["results"]])
 
 
 def _sample_body(n: int, model: str | None, options: SampleOptions) -> dict[str, Any]:
@@ -191,8 +223,9 @@ def _with_model(body: dict[str, Any], model: str | None) -> dict[str, Any]:
     return body if model is None else {**body, "model": model}
 
 
-def _loss_body(words: str | list[str], model: str | None) -> dict[str, Any]:
-    return _with_model({"word": words} if isinstance(words, str) else {"words": list(words)}, model)
+def _loss_body(words: str | list[str], model: str | None, condition: Condition = None) -> dict[str, Any]:
+    body = {"word": words} if isinstance(words, str) else {"words": list(words)}
+    return _with_condition(_with_model(body, model), condition)
 
 
 def _constraint(data: dict[str, Any] | None) -> ConstraintInfo | None:
@@ -298,19 +331,28 @@ class NamegenClient:
         constraints: Constraints | None = None,
         max_length: int | None = None,
         seed: int | None = None,
+        condition: Condition = None,
     ) -> NextChar:
         """The probability of every next character after `prefix` (POST /next-char); with
         `constraints`, given that the name satisfies them."""
-        body = _next_char_body(prefix, model, constraints, max_length, seed)
+        body = _with_condition(_next_char_body(prefix, model, constraints, max_length, seed), condition)
         return _next_char(self._post("/next-char", body))
 
     @overload
-    def loss(self, words: str, *, model: str | None = None) -> WordLoss: ...
+    def loss(self, words: str, *, model: str | None = None, condition: Condition = None) -> WordLoss: ...
     @overload
-    def loss(self, words: list[str], *, model: str | None = None) -> BatchLoss: ...
-    def loss(self, words: str | list[str], *, model: str | None = None) -> WordLoss | BatchLoss:
+    def loss(
+        self, words: list[str], *, model: str | None = None, condition: Condition = None
+    ) -> BatchLoss: ...
+    def loss(
+        self, words: str | list[str], *, model: str | None = None, condition: Condition = None
+    ) -> WordLoss | BatchLoss:
         """Score one name (a str) or many (a list) (POST /loss)."""
-        return _loss(self._post("/loss", _loss_body(words, model)))
+        return _loss(self._post("/loss", _loss_body(words, model, condition)))
+
+    def classify(self, words: list[str], *, model: str | None = None) -> Classification:
+        """p(gender | word) for each word by a conditional model (POST /classify)."""
+        return _classification(self._post("/classify", _with_model({"words": list(words)}, model)))
 
     def models(self) -> ModelList:
         """Every loaded model and which is the default (GET /models)."""
@@ -367,16 +409,26 @@ class AsyncNamegenClient:
         constraints: Constraints | None = None,
         max_length: int | None = None,
         seed: int | None = None,
+        condition: Condition = None,
     ) -> NextChar:
-        body = _next_char_body(prefix, model, constraints, max_length, seed)
+        body = _with_condition(_next_char_body(prefix, model, constraints, max_length, seed), condition)
         return _next_char(await self._post("/next-char", body))
 
     @overload
-    async def loss(self, words: str, *, model: str | None = None) -> WordLoss: ...
+    async def loss(
+        self, words: str, *, model: str | None = None, condition: Condition = None
+    ) -> WordLoss: ...
     @overload
-    async def loss(self, words: list[str], *, model: str | None = None) -> BatchLoss: ...
-    async def loss(self, words: str | list[str], *, model: str | None = None) -> WordLoss | BatchLoss:
-        return _loss(await self._post("/loss", _loss_body(words, model)))
+    async def loss(
+        self, words: list[str], *, model: str | None = None, condition: Condition = None
+    ) -> BatchLoss: ...
+    async def loss(
+        self, words: str | list[str], *, model: str | None = None, condition: Condition = None
+    ) -> WordLoss | BatchLoss:
+        return _loss(await self._post("/loss", _loss_body(words, model, condition)))
+
+    async def classify(self, words: list[str], *, model: str | None = None) -> Classification:
+        return _classification(await self._post("/classify", _with_model({"words": list(words)}, model)))
 
     async def models(self) -> ModelList:
         return _model_list(await self._get("/models"))

@@ -2,6 +2,12 @@
 
 Each call is text -> ids -> next-character log-probabilities (a `NextCharSource`) -> numbers;
 nothing here knows HTTP, and nothing here asks which family or which source it holds.
+
+A conditional model (its checkpoint's `conditions`, e.g. {"gender": ("female", "male")}) has one
+source per condition id: 0 answers without a condition, 1.. with each value (guided by the
+unconditioned steps, `sources.GuidedSteps`). A call's `condition` ({"gender": "female"}, or None)
+picks the source; everything after is the same code. `classify` is Bayes over the per-value
+likelihoods with the training prior the checkpoint records.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import hashlib
 import math
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -19,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from model.checkpoint import Checkpoint, load_checkpoint
+from model.checkpoint import Checkpoint, CorruptCheckpointError, load_checkpoint
 from model.device import resolve_device
 from model.engine import cancel, knobs
 from model.engine.constraints.language import Language, compile_language
@@ -29,12 +35,14 @@ from model.engine.filters import NameFilter
 from model.engine.params import Loc, ParameterError, SamplingParams
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
-from model.engine.sources import build_source
+from model.engine.sources import build_guided_source, build_source
 from model.families import build_model, count_parameters
 from model.hashing import contains, contains_one, word_hash, word_hashes
 from model.vocab import BOUNDARY, UnknownCharactersError
 
 DEFAULT_PARAMS = SamplingParams()
+
+Condition = Mapping[str, str] | None  # e.g. {"gender": "female"}; None or {} = no condition
 
 
 @dataclass(frozen=True)
@@ -126,10 +134,23 @@ class LanguageModel:
         self.parameter_count = count_parameters(trained)  # as trained (serving may fold some away)
         self.network = trained.for_inference().to(dtype)
         self.context_limit = self.network.context_limit
-        self.source = build_source(self.network, device, max_table_entries)
+        self.conditions = {key: tuple(values) for key, values in trained.conditions.items()}
+        values = next(iter(self.conditions.values()), ())
+        # no condition: the model as it is; each value: guided by the model without a condition
+        self.guidance = float(getattr(self.network.config, "condition_guidance", 0.0))
+        self.sources = [build_source(self.network.conditioned(0), device, max_table_entries)] + [
+            build_guided_source(
+                self.network.conditioned(c), self.network.conditioned(0), self.guidance, device
+            )
+            for c in range(1, 1 + len(values))
+        ]
+        self.source = self.sources[0]  # no condition
+        self.prior = self._read_prior(values)
         self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
         self._reference = np.asarray(checkpoint.reference.get("losses", []), dtype=np.float64)
-        self.constrained = ConstrainedSampler(self.source, self.vocab.alphabet)
+        # one constrained sampler (its own caches) per condition id
+        self.constrained_by = [ConstrainedSampler(source, self.vocab.alphabet) for source in self.sources]
+        self.constrained = self.constrained_by[0]
         self._languages: dict[tuple[Constraints, str, int], Language] = {}
         self._languages_lock = threading.Lock()
 
@@ -137,6 +158,44 @@ class LanguageModel:
     def from_checkpoint(cls, path: Path | str, device: str = "auto", **kwargs: Any) -> LanguageModel:
         path = Path(path)
         return cls(load_checkpoint(path), resolve_device(device), name=path.stem, **kwargs)
+
+    def _read_prior(self, values: tuple[str, ...]) -> dict[str, float]:
+        """p(value) of the training labels, as the checkpoint records it ({} when unconditional)."""
+        if not values:
+            return {}
+        prior = self.checkpoint.data.get("labels", {}).get("prior")
+        if (
+            not isinstance(prior, dict)
+            or list(prior) != list(values)
+            or not all(isinstance(p, float) and 0 < p < 1 for p in prior.values())
+            or abs(sum(prior.values()) - 1) > 1e-6
+        ):
+            raise CorruptCheckpointError(
+                f"checkpoint {self.checkpoint.path} is inconsistent: a conditional model needs "
+                f"data.labels.prior, a probability for each of {', '.join(values)}"
+            )
+        return dict(prior)
+
+    def condition_id(self, condition: Condition) -> int:
+        """The source index of `condition`: 0 for none, else 1 + the value's index; a
+        ParameterError at "condition" naming the key or value otherwise, with the allowed ones."""
+        if not condition:
+            return 0
+        if not self.conditions:
+            raise ParameterError("condition", f"model {self.name!r} takes no condition")
+        if len(condition) != 1:
+            raise ParameterError(
+                "condition", f"give one condition; allowed keys: {', '.join(self.conditions)}"
+            )
+        ((key, value),) = condition.items()
+        if key not in self.conditions:
+            raise ParameterError(
+                ("condition", key), f"unknown condition {key!r}; allowed: {', '.join(self.conditions)}"
+            )
+        values = self.conditions[key]
+        if value not in values:
+            raise ParameterError(("condition", key), f"unknown {key} {value!r}; allowed: {', '.join(values)}")
+        return 1 + values.index(value)
 
     @property
     def rows_independent(self) -> bool:
@@ -152,10 +211,10 @@ class LanguageModel:
             return names <= knobs.INLINE_MAX_NUMPY_NAMES and words <= knobs.INLINE_MAX_NUMPY_WORDS
         return False
 
-    def scoring_seconds(self, words: list[str]) -> float:
-        """About how long one worker takes to score `words` (each character and the end token): the
-        estimate the cost bound charges while scoring, computed before any work."""
-        step = self.source.step_seconds
+    def scoring_seconds(self, words: list[str], condition: Condition = None) -> float:
+        """About how long one worker takes to score `words` (each character and the end token) under
+        `condition`: the estimate the cost bound charges while scoring, computed before any work."""
+        step = self.sources[self.condition_id(condition)].step_seconds
         per_length: dict[int, float] = {}
         total = 0.0
         for word in words:
@@ -175,17 +234,53 @@ class LanguageModel:
         except UnknownCharactersError as exc:
             raise ParameterError(loc, str(exc)) from None
 
-    def next_char(self, prefix: str = "") -> NextChar:
+    def next_char(self, prefix: str = "", condition: Condition = None) -> NextChar:
         """The normalised prefix, and the probability (alphabet order, '.' = end) of each character
         after it; a bad prefix is a ParameterError at "prefix"."""
+        source = self.sources[self.condition_id(condition)]
         ids = self.encode(prefix, "prefix")
-        probs = np.exp(self.source.log_probs(self.source.start(ids))[0])
+        probs = np.exp(source.log_probs(source.start(ids))[0])
         return NextChar(self.vocab.decode(ids), probs)
 
-    def word_losses(self, words: list[str]) -> list[WordScore]:
+    def word_losses(self, words: list[str], condition: Condition = None) -> list[WordScore]:
         """Score each word: every character and the end token, each predicted from all previous
         characters within the model's context. Bad words are one ParameterError naming each by its
         index in `words`."""
+        source = self.sources[self.condition_id(condition)]
+        ids = self._encode_words(words)
+        scores = []
+        for word_ids, lps in zip(ids, source.score(ids), strict=True):
+            lps = lps.tolist()
+            word = self.vocab.decode(word_ids)
+            scores.append(WordScore(word, word + BOUNDARY, [math.exp(lp) for lp in lps], [-lp for lp in lps]))
+        return scores
+
+    def classify(self, words: list[str]) -> list[dict[str, Any]]:
+        """For each word, {"word": the word as read, key: {value: p(value | word)}} for the model's
+        condition key: Bayes over the per-value likelihoods p(word | value) (every character and the
+        end) with the training prior, i.e. p(value | word) = prior(value) p(word | value) / sum over
+        values of the same."""
+        if not self.conditions:
+            raise ParameterError("model", f"model {self.name!r} is not conditional: it cannot classify")
+        ids = self._encode_words(words)
+        ((key, values),) = self.conditions.items()
+        log_joint = np.stack(
+            [
+                math.log(self.prior[value]) + np.array([lps.sum() for lps in self.sources[1 + i].score(ids)])
+                for i, value in enumerate(values)
+            ],
+            axis=1,
+        )
+        log_joint -= log_joint.max(axis=1, keepdims=True)
+        posterior = np.exp(log_joint)
+        posterior /= posterior.sum(axis=1, keepdims=True)
+        return [
+            {"word": self.vocab.decode(word), key: dict(zip(values, row, strict=True))}
+            for word, row in zip(ids, posterior.tolist(), strict=True)
+        ]
+
+    def _encode_words(self, words: list[str]) -> list[list[int]]:
+        """Each word's ids, or one ParameterError naming every bad word by its index."""
         ids, problems = [], []
         for i, word in enumerate(words):
             try:
@@ -197,12 +292,7 @@ class LanguageModel:
                 problems.append(((i,), "cannot score an empty word"))
         if problems:
             raise ParameterError.of(problems)
-        scores = []
-        for word_ids, lps in zip(ids, self.source.score(ids), strict=True):
-            lps = lps.tolist()
-            word = self.vocab.decode(word_ids)
-            scores.append(WordScore(word, word + BOUNDARY, [math.exp(lp) for lp in lps], [-lp for lp in lps]))
-        return scores
+        return ids
 
     def most_names_drawn(self, n: int, *, novel: bool, max_rounds: int = knobs.NOVEL_MAX_ROUNDS) -> int:
         """The most names `sample(n, ..., novel=novel, max_rounds=max_rounds)` draws: its cost
@@ -220,6 +310,7 @@ class LanguageModel:
         constraints: Constraints | None = None,
         budget: int | None = None,
         method: str | None = None,
+        condition: Condition = None,
     ) -> SampleResult:
         """Sample `n` names. With `novel`, only distinct names absent from the word list; with
         `params.distinct`, `exclude` or `min_distance`, only names that pass those
@@ -227,13 +318,17 @@ class LanguageModel:
         for at most `max_rounds` rounds. The names `drawing(...)` yields, chunk by chunk.
         With `constraints`, only names satisfying them, drawn from the shaped model's conditional
         (see `model.engine.constraints`) within `budget` draws (by default `constraint_budget`);
-        `method` forces "exact", "smc" or "rejection" (tests and benchmarks)."""
+        `method` forces "exact", "smc" or "rejection" (tests and benchmarks). `condition` picks the
+        conditional model's distribution (None: no condition)."""
+        condition_id = self.condition_id(condition)
         if constraints is not None and not constraints.empty:
             if n < 1:
                 raise ParameterError("n", f"n must be >= 1, got {n}")
             budget = self.constraint_budget if budget is None else budget
-            return self._sample_constrained(n, params, seed, constraints, novel, max_rounds, budget, method)
-        drawing = self.drawing(n, params, seed, novel=novel, max_rounds=max_rounds)
+            return self._sample_constrained(
+                n, params, seed, constraints, novel, max_rounds, budget, method, condition_id
+            )
+        drawing = self.drawing(n, params, seed, novel=novel, max_rounds=max_rounds, condition=condition)
         names = [sample for chunk in drawing for sample in chunk]
         return SampleResult(names, drawing.complete, drawing.reason)
 
@@ -246,6 +341,7 @@ class LanguageModel:
         novel: bool = False,
         max_rounds: int = knobs.NOVEL_MAX_ROUNDS,
         chunk: int = knobs.SAMPLE_CHUNK,
+        condition: Condition = None,
     ) -> Drawing:
         """`sample`'s answer as an iterator of lists of names, drawn `chunk` rows at a time (an
         export of 100,000 names holds one chunk at a time); `complete` and `reason` are set once
@@ -253,18 +349,27 @@ class LanguageModel:
         if n < 1:
             raise ParameterError("n", f"n must be >= 1, got {n}")
         params = params.checked(self.vocab)
+        cid = self.condition_id(condition)
         if novel or params.filters_names:
             wanted = NameFilter.of(params, novel, self._known_hashes, self.vocab.alphabet)
             seed = seed if seed is not None else secrets.randbits(63)
-            return Drawing(self._filtered_chunks(n, params, seed, wanted, max_rounds, chunk))
+            return Drawing(self._filtered_chunks(n, params, seed, wanted, max_rounds, chunk, cid))
         seed = seed if seed is not None else secrets.randbits(64)
         chunks = (
-            self.sample_rows_of(seed, start, min(chunk, n - start), params) for start in range(0, n, chunk)
+            self.sample_rows_of(seed, start, min(chunk, n - start), params, cid)
+            for start in range(0, n, chunk)
         )
         return Drawing(chunks)
 
     def _filtered_chunks(
-        self, n: int, params: SamplingParams, seed: int, wanted: NameFilter, max_rounds: int, chunk: int
+        self,
+        n: int,
+        params: SamplingParams,
+        seed: int,
+        wanted: NameFilter,
+        max_rounds: int,
+        chunk: int,
+        condition_id: int = 0,
     ) -> Iterator[list[Sample] | SampleResult]:
         """Rounds of drawing (each `_draw_size` rows, `chunk` at a time) until `n` names pass
         `wanted`; the last item is the SampleResult saying whether all were found."""
@@ -274,7 +379,9 @@ class LanguageModel:
             size, round_seed = _draw_size(n - found), _round_seed(seed, round_)
             for start in range(0, size, chunk):
                 try:
-                    batch = self.sample_rows_of(round_seed, start, min(chunk, size - start), params)
+                    batch = self.sample_rows_of(
+                        round_seed, start, min(chunk, size - start), params, condition_id
+                    )
                 except cancel.OverBudget as exc:  # NAMEGEN_MAX_WORK_SECONDS spent
                     if round_ == 0 and start == 0:
                         raise
@@ -333,6 +440,7 @@ class LanguageModel:
         max_rounds: int,
         budget: int,
         method: str | None,
+        condition_id: int = 0,
     ) -> SampleResult:
         if method is not None and method not in ("exact", "smc", "rejection"):
             raise ParameterError("method", f"method must be exact, smc or rejection, got {method!r}")
@@ -342,7 +450,9 @@ class LanguageModel:
         shaping = Shaping.of(params)
         seed = seed if seed is not None else secrets.randbits(63)
         prefix_ids = self.vocab.encode(params.prefix)
-        prefix_sum = float(self.source.score([prefix_ids])[0][:-1].sum()) if prefix_ids else 0.0
+        prefix_sum = (
+            float(self.sources[condition_id].score([prefix_ids])[0][:-1].sum()) if prefix_ids else 0.0
+        )
         # novel, distinct, exclude and min_distance: the same NameFilter and rounds as unconstrained
         filtering = novel or params.filters_names
         keep = NameFilter.of(params, novel, self._known_hashes, self.vocab.alphabet) if filtering else None
@@ -354,7 +464,7 @@ class LanguageModel:
         for round_ in range(max_rounds if filtering else 1):
             missing = n - (len(found) if filtering else 0)
             wanted = _draw_size(missing) if filtering else n
-            drawn = self.constrained.draw(
+            drawn = self.constrained_by[condition_id].draw(
                 key, language, shaping, wanted, _round_seed(seed, round_), left, method
             )
             reports.append(drawn.report)
@@ -408,7 +518,11 @@ class LanguageModel:
         return SampleResult(result, complete=False, reason=reason, constraint=report)
 
     def conditional_next_char(
-        self, params: SamplingParams, constraints: Constraints, seed: int | None = None
+        self,
+        params: SamplingParams,
+        constraints: Constraints,
+        seed: int | None = None,
+        condition: Condition = None,
     ) -> tuple[np.ndarray, ConstraintReport]:
         """p(next character | prefix, the name satisfies `constraints`) under the shaped model, in
         alphabet order ('.' = end): exact for a table model, else estimated by SMC (the weighted
@@ -417,35 +531,39 @@ class LanguageModel:
         language = self.language(params, constraints)
         key = (constraints.checked(self.vocab, params.max_length), params.prefix, params.max_length)
         shaping = Shaping.of(params)
-        return self.constrained.next_char(key, language, shaping, seed if seed is not None else 0)
+        sampler = self.constrained_by[self.condition_id(condition)]
+        return sampler.next_char(key, language, shaping, seed if seed is not None else 0)
 
-    def sample_rows_of(self, seed: int, start: int, count: int, params: SamplingParams) -> list[Sample]:
+    def sample_rows_of(
+        self, seed: int, start: int, count: int, params: SamplingParams, condition_id: int = 0
+    ) -> list[Sample]:
         """Rows start..start+count-1 of the stream `seed`: row r is the same name whichever rows
         are drawn with it (exactly so for a table; a forward pass may differ in the last digits
         of a loss with its batch, so an answer is always drawn in the same chunks)."""
         keys = StreamKeys(
             np.full(count, seed, dtype=np.uint64), np.arange(start, start + count, dtype=np.uint64)
         )
-        return self._draw(keys, params)
+        return self._draw(keys, params, condition_id)
 
     def sample_batch(
-        self, requests: list[tuple[int, int | None]], params: SamplingParams
+        self, requests: list[tuple[int, int | None]], params: SamplingParams, condition: Condition = None
     ) -> list[list[Sample]]:
-        """Names for several (n, seed) requests with the same params, in one pass: each request
-        gets exactly the names it gets alone when the source's rows are independent."""
+        """Names for several (n, seed) requests with the same params and condition, in one pass:
+        each request gets exactly the names it gets alone when the source's rows are independent."""
         seeded = [(n, seed if seed is not None else secrets.randbits(64)) for n, seed in requests]
-        samples = self._draw(StreamKeys.of_requests(seeded), params)
+        samples = self._draw(StreamKeys.of_requests(seeded), params, self.condition_id(condition))
         bounds = np.cumsum([0] + [n for n, _ in seeded]).tolist()
         return [samples[a:b] for a, b in pairwise(bounds)]
 
-    def _draw(self, keys: StreamKeys, params: SamplingParams) -> list[Sample]:
-        """One name per stream key, scored and checked for novelty."""
+    def _draw(self, keys: StreamKeys, params: SamplingParams, condition_id: int = 0) -> list[Sample]:
+        """One name per stream key (from the source of `condition_id`), scored and checked for novelty."""
+        source = self.sources[condition_id]
         params = params.checked(self.vocab)
         prefix = self.vocab.encode(params.prefix)
         shaping = Shaping.of(params)
         steps = params.max_length - len(prefix)
-        texts, sums, truncated = sample_rows(self.source, self.vocab.alphabet, keys, prefix, steps, shaping)
-        prefix_sum = float(self.source.score([prefix])[0][:-1].sum()) if prefix else 0.0
+        texts, sums, truncated = sample_rows(source, self.vocab.alphabet, keys, prefix, steps, shaping)
+        prefix_sum = float(source.score([prefix])[0][:-1].sum()) if prefix else 0.0
         names = [params.prefix + text for text in texts]
         known = self.are_known_names(names)
         losses = [-(prefix_sum + lp) / (len(name) + 1) for name, lp in zip(names, sums, strict=True)]
@@ -487,6 +605,7 @@ class LanguageModel:
             "parameters": self.parameter_count,
             "context": self.context_limit,
             "alphabet": self.vocab.alphabet,
+            "conditions": {k: list(v) for k, v in self.conditions.items()} or None,
             "metrics": self.checkpoint.metrics,
             "data": self.checkpoint.data,
             "train_command": self.checkpoint.train_args.get("command"),

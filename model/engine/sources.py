@@ -269,6 +269,39 @@ class ContextTable(NextCharSource):
         return out
 
 
+class GuidedSteps:
+    """Classifier-free guidance (Ho & Salimans, 2022) of a conditional model's steps: the next-id
+    log-probabilities (1 + w) log p(id | prefix, value) - w log p(id | prefix), which the source
+    normalises again. w = 0 is the conditional model itself; w > 0 leans away from what the model
+    writes without a condition, so the value shows more clearly. State: both models' states."""
+
+    def __init__(self, conditioned: Any, unconditioned: Any, weight: float) -> None:
+        self.conditioned, self.unconditioned, self.weight = conditioned, unconditioned, weight
+
+    def start(self, rows: int) -> State:
+        return self.conditioned.start(rows), self.unconditioned.start(rows)
+
+    def step(self, state: State, ids: np.ndarray) -> tuple[State, np.ndarray]:
+        with_value, lc = self.conditioned.step(state[0], ids)
+        without, lu = self.unconditioned.step(state[1], ids)
+        w = self.weight
+        return (with_value, without), (1 + w) * log_softmax_rows(lc) - w * log_softmax_rows(lu)
+
+    def keep(self, state: State, rows: np.ndarray) -> State:
+        return self.conditioned.keep(state[0], rows), self.unconditioned.keep(state[1], rows)
+
+
+def build_guided_source(
+    conditioned: CharModel, unconditioned: CharModel, weight: float, device: torch.device
+) -> NextCharSource:
+    """A forward source whose steps are `GuidedSteps` of the two views of one conditional model."""
+    source = ForwardSource(conditioned, device)
+    if weight:
+        source.steps = GuidedSteps(source.steps, ForwardSource(unconditioned, device).steps, weight)
+        source.parameters *= 2  # each step runs the network twice: the cost bound charges both
+    return source
+
+
 def build_source(
     model: CharModel, device: torch.device, max_table_entries: int = knobs.MAX_TABLE_ENTRIES
 ) -> NextCharSource:

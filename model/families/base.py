@@ -9,6 +9,10 @@ methods below, so it serves any family the same way:
 - `start(rows)` / `step(state, ids)` / `keep(state, rows)`: one position at a time for sampling,
   where `keep` drops finished rows so only rows still running are forwarded.
 
+A conditional model (today the GRU with a `condition`) also reads a label per row: `conditions`
+names its key and values, and `conditioned(c)` is the model with condition id c fixed (0 = none,
+1.. the values in order), which meets the contract above like any unconditional model.
+
 Window families (bigram, mlp, wavenet) predict from the last `window` ids, left-padded with the
 boundary: `WindowModel` derives the whole contract from one method, `window_logits`, and the
 engine may replace them by an exact table of every context. Sequence families (gru,
@@ -84,6 +88,17 @@ class CharModel(nn.Module):
         """Positions a `step` reading the `position`-th id ('.' is the first) runs through the network:
         its cost in single-position passes, for the engine's cost bound. One for most families."""
         return 1
+
+    @property
+    def conditions(self) -> dict[str, tuple[str, ...]]:
+        """The label key and its values this model reads ({} for an unconditional model)."""
+        return {}
+
+    def conditioned(self, condition: int) -> CharModel:
+        """This model with condition id `condition` fixed (0 = none, 1.. each value in order)."""
+        if condition != 0:
+            raise ValueError(f"{self.kind} model takes no condition")
+        return self
 
     def numpy_steps(self) -> NumpySteps | None:
         """The same steps in NumPy (equal logits to ~1e-5), where they measure faster; None when the

@@ -6,6 +6,12 @@ overfitting (the research note: without it val turns up from ~2k steps; with 0.3
 val 1.959 / test 1.969 in 6,000 steps). The reference preset has 255,963 parameters for 27
 characters: 27*64 + 3*256*(64 + 256) + 2*3*256 + 256*27 + 27.
 
+A conditional variant (`condition="gender"`, `condition_values="female,male"`) adds a learned
+label embedding to every input step: id 0 is "no condition", ids 1.. the values. Training drops
+the label for a share of the rows (`condition_dropout`, in `model.training`), so one model answers
+with or without a condition; `conditioned(c)` is the model with its label fixed, which the engine
+serves like any unconditional model. Plain configs (no condition) build exactly today's GRU.
+
 References: Cho et al., 2014 (the GRU); karpathy/makemore `makemore.py` (its RNN/GRU cells, here
 torch's fused nn.GRU); PyTorch's nn.GRU documentation for the gate order (r, z, n).
 """
@@ -30,6 +36,24 @@ class GRUConfig(FamilyConfig):
     n_hidden: int = 256
     n_layer: int = 1
     dropout: float = 0.3
+    condition: str = ""  # a label key such as "gender"; "" for an unconditional model
+    condition_values: str = ""  # its values, comma-separated: "female,male"
+    condition_dropout: float = 0.25  # share of training rows read without their label
+    # Serving only: classifier-free guidance weight w of each value's next-character distribution,
+    # (1 + w) log p(. | value) - w log p(. | no condition), renormalised; 0 = the model as trained.
+    condition_guidance: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        values = self.values
+        if bool(self.condition) != bool(values) or len(set(values)) != len(values) or "" in values:
+            raise ValueError(
+                "condition and condition_values go together: a key and distinct, comma-separated values"
+            )
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(self.condition_values.split(",")) if self.condition_values else ()
 
 
 # The research note's measured recipe: whole names, AdamW, cosine from 3e-3 to 1e-4.
@@ -58,6 +82,10 @@ class GRU(CharModel):
         self.gru = nn.GRU(config.n_embd, config.n_hidden, config.n_layer, batch_first=True, dropout=between)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.n_hidden, config.vocab_size)
+        # id 0: no condition; ids 1..: the values. Only a conditional config has it.
+        self.condition_embedding = (
+            nn.Embedding(1 + len(config.values), config.n_embd) if config.condition else None
+        )
         self._initialise(generator)
 
     @torch.no_grad()
@@ -68,18 +96,49 @@ class GRU(CharModel):
         bound = 1 / math.sqrt(self.config.n_hidden)
         for p in [*self.gru.parameters(), *self.head.parameters()]:
             p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+        if self.condition_embedding is not None:  # drawn last: the plain GRU's draws stay as they were
+            weight = self.condition_embedding.weight
+            weight.copy_(torch.randn(weight.shape, generator=generator))
+            weight[0] = 0.0  # "no condition" starts as the plain model's input
 
-    def sequence_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(self.drop(self.embedding(ids)))
+    @property
+    def conditions(self) -> dict[str, tuple[str, ...]]:
+        return {self.config.condition: self.config.values} if self.config.condition else {}
+
+    def embed(self, ids: torch.Tensor, condition: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Input vectors of ids[B, T]: the character embedding (through dropout) plus, for a
+        conditional model, the embedding of each row's condition id (condition[B], one int for all
+        rows, None = 0), which dropout never touches: the label reaches every step whole."""
+        x = self.drop(self.embedding(ids))
+        if self.condition_embedding is None:
+            if condition is not None and not (isinstance(condition, int) and condition == 0):
+                raise ValueError("this GRU takes no condition")
+            return x
+        if condition is None or isinstance(condition, int):
+            c = self.condition_embedding.weight[condition or 0]
+            return x + c
+        return x + self.condition_embedding(condition)[:, None, :]
+
+    def sequence_logits(self, ids: torch.Tensor, condition: torch.Tensor | int | None = None) -> torch.Tensor:
+        out, _ = self.gru(self.embed(ids, condition))
         return self.head(self.drop(out))
+
+    def conditioned(self, condition: int) -> CharModel:
+        if self.condition_embedding is None:
+            return super().conditioned(condition)
+        if not 0 <= condition <= len(self.config.values):
+            raise ValueError(f"condition id {condition} is out of range")
+        return ConditionedGRU(self, condition)
 
     def start(self, rows: int) -> torch.Tensor:
         """Zero hidden state [n_layer, rows, n_hidden] (torch's layout: rows are dim 1)."""
         p = self.head.weight
         return p.new_zeros(self.config.n_layer, rows, self.config.n_hidden)
 
-    def step(self, state: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, state = self.gru(self.drop(self.embedding(ids[:, None])), state)
+    def step(
+        self, state: torch.Tensor, ids: torch.Tensor, condition: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out, state = self.gru(self.embed(ids[:, None], condition), state)
         return state, self.head(self.drop(out[:, 0]))
 
     def keep(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -87,6 +146,31 @@ class GRU(CharModel):
 
     def numpy_steps(self) -> NumpyGRU:
         return NumpyGRU.of(self)
+
+
+class ConditionedGRU(CharModel):
+    """A GRU with its condition id fixed (0 = none): the plain step contract, sharing the weights."""
+
+    kind = "gru"
+
+    def __init__(self, model: GRU, condition: int) -> None:
+        super().__init__()
+        self.model, self.condition, self.config = model, condition, model.config
+
+    def sequence_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.sequence_logits(ids, self.condition)
+
+    def start(self, rows: int) -> torch.Tensor:
+        return self.model.start(rows)
+
+    def step(self, state: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.step(state, ids, self.condition)
+
+    def keep(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return self.model.keep(state, rows)
+
+    def numpy_steps(self) -> NumpyGRU:
+        return NumpyGRU.of(self.model, self.condition)
 
 
 class NumpyGRU:
@@ -105,7 +189,7 @@ class NumpyGRU:
 
     @classmethod
     @torch.no_grad()
-    def of(cls, model: GRU) -> NumpyGRU:
+    def of(cls, model: GRU, condition: int = 0) -> NumpyGRU:
         def f32(t: torch.Tensor) -> np.ndarray:
             return np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
 
@@ -114,7 +198,10 @@ class NumpyGRU:
             w_ih, w_hh = getattr(model.gru, f"weight_ih_l{i}"), getattr(model.gru, f"weight_hh_l{i}")
             b_ih, b_hh = getattr(model.gru, f"bias_ih_l{i}"), getattr(model.gru, f"bias_hh_l{i}")
             layers.append((f32(w_ih.T), f32(b_ih), f32(w_hh.T), f32(b_hh)))
-        table = f32(model.embedding.weight @ model.gru.weight_ih_l0.T + model.gru.bias_ih_l0)
+        inputs = model.embedding.weight
+        if model.condition_embedding is not None:  # the condition's vector joins every id's input
+            inputs = inputs + model.condition_embedding.weight[condition]
+        table = f32(inputs @ model.gru.weight_ih_l0.T + model.gru.bias_ih_l0)
         return cls(table, layers, (f32(model.head.weight.T), f32(model.head.bias)))
 
     def start(self, rows: int) -> np.ndarray:

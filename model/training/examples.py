@@ -2,7 +2,9 @@
 
 `Windows`: context windows X[N, block] and targets Y[N] (window families, the seed's recipe).
 `Sequences`: whole names, inputs '.' + name and targets name + '.' (sequence families).
-Both measure the same thing: mean NLL in nats per prediction, every character and the end token.
+`LabelledSequences`: whole names with each name's label shares, for a conditional model.
+All measure the same thing: mean NLL in nats per prediction, every character and the end token
+(a conditional model evaluated without a condition).
 """
 
 from __future__ import annotations
@@ -90,3 +92,35 @@ def evaluate(model: CharModel, examples: Examples, chunk: int = 1 << 16) -> floa
     total = sum(examples.nll_sum(model, start, start + rows) for start in range(0, examples.rows, rows))
     model.train(was_training)
     return total / examples.predictions
+
+
+def draw_conditions(shares: torch.Tensor, drop: float) -> torch.Tensor:
+    """A condition id per row (0 = none, 1.. the values): the label drawn from the row's shares
+    (soft labels), or none for an unlabelled row (all-zero shares) and for a `drop` share of rows.
+    Draws from torch's global generator, seeded by the run like dropout's."""
+    u = torch.rand((len(shares), 2), device=shares.device, dtype=shares.dtype)
+    value = (shares.cumsum(1) < u[:, 1:]).sum(1).clamp(max=shares.shape[1] - 1)
+    keep = (shares.sum(1) > 0) & (u[:, 0] >= drop)
+    return torch.where(keep, value + 1, torch.zeros_like(value))
+
+
+@dataclass(frozen=True)
+class LabelledSequences(Sequences):
+    """Whole names and each name's share of every label value (all zero when unlabelled); each
+    batch draws every row's condition afresh, so over training a name that is 70 % female is read
+    as female about 70 % of the times it is read with a label."""
+
+    shares: torch.Tensor  # [N, values]
+    drop: float  # share of rows read without their label
+
+    @classmethod
+    def labelled(
+        cls, words: list[str], vocab: Vocab, shares: torch.Tensor, drop: float, device: torch.device | str
+    ) -> LabelledSequences:
+        inputs, targets = build_sequences(words, vocab)
+        return cls(inputs.to(device), targets.to(device), shares.to(device), drop)
+
+    def batch_loss(self, model: CharModel, ix: torch.Tensor) -> torch.Tensor:
+        conditions = draw_conditions(self.shares[ix], self.drop)
+        logits = model.sequence_logits(self.inputs[ix], conditions)  # type: ignore[call-arg]
+        return F.cross_entropy(logits.flatten(0, 1), self.targets[ix].flatten(), ignore_index=IGNORE_TARGET)

@@ -17,8 +17,9 @@ import torch
 from model.checkpoint import Checkpoint, known_word_hashes
 from model.data import Splits, file_sha256, split_words
 from model.families import CharModel, Family, FamilyConfig, count_parameters
+from model.labels import LabelTable
 from model.recipe import Recipe
-from model.training.examples import Examples, Sequences, Windows, evaluate
+from model.training.examples import Examples, LabelledSequences, Sequences, Windows, evaluate
 from model.training.loop import History, train_loop
 from model.vocab import Vocab
 
@@ -60,6 +61,39 @@ def _fit_counts(model: CharModel, train: Sequences) -> History:
     return History(torch.empty(0), wall_seconds=time.perf_counter() - started)
 
 
+def label_examples(
+    model: CharModel,
+    labels: LabelTable | None,
+    words: list[str],
+    every_word: list[str],
+    vocab: Vocab,
+    device: torch.device,
+) -> tuple[LabelledSequences, dict[str, Any]]:
+    """The training names (`words`) with their label shares, and the provenance the checkpoint
+    records: package, version, sha256 of the table, coverage of the whole list, the training prior."""
+    conditions = model.conditions
+    if labels is None or {labels.key: labels.values} != conditions:
+        have = None if labels is None else {labels.key: labels.values}
+        raise ValueError(f"the model reads conditions {conditions}; the labels given are {have}")
+    shares = torch.zeros((len(words), len(labels.values)), dtype=torch.float32)
+    for row, word in enumerate(words):
+        share = labels.shares(word)
+        if share is not None:
+            shares[row] = torch.tensor(share)
+    labelled = shares.sum(1) > 0
+    prior = shares[labelled].double().mean(0).tolist()
+    drop = model.config.condition_dropout  # type: ignore[attr-defined]
+    provenance = {
+        **labels.provenance(every_word),
+        "train_labelled": int(labelled.sum()),
+        "prior": dict(zip(labels.values, prior, strict=True)),
+        "prior_meaning": "each value's mean share over the labelled training names",
+        "labels": "soft: each training row draws its label from the name's shares; "
+        f"{drop:g} of the rows and every unlabelled name read no label",
+    }
+    return LabelledSequences.labelled(words, vocab, shares, drop, device), provenance
+
+
 def train_model(
     family: Family,
     config_values: dict[str, Any],
@@ -68,6 +102,7 @@ def train_model(
     device: torch.device,
     train_args: dict[str, Any],
     progress: bool = True,
+    labels: LabelTable | None = None,
 ) -> TrainedModel:
     vocab = Vocab.from_words(data.words)
     splits = split_words(data.words, recipe.split_seed, recipe.split)
@@ -75,6 +110,11 @@ def train_model(
     torch.manual_seed(recipe.seed)
     model = family.build(config, generator=torch.Generator().manual_seed(recipe.seed)).to(device)
     examples = split_examples(model, recipe, splits, vocab, device)
+    label_data: dict[str, Any] = {}
+    if model.conditions:
+        if recipe.examples != "sequences":
+            raise ValueError("a conditional model trains on whole names (sequences)")
+        examples["train"], label_data = label_examples(model, labels, splits.train, data.words, vocab, device)
     print(
         f"{family.kind}: {len(data.words)} words ({len(splits.train)}/{len(splits.val)}/{len(splits.test)}), "
         f"alphabet {vocab.size}, {count_parameters(model)} parameters, device {device}",
@@ -115,6 +155,7 @@ def train_model(
             "split_fractions": list(recipe.split),
             "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             **data.cleaning,
+            **({"labels": label_data} if label_data else {}),
         },
         train_args=train_args,
     )

@@ -8,11 +8,13 @@ import pytest
 
 from app.api.examples import (
     BATCH_LOSS_EXAMPLE,
+    CLASSIFY_EXAMPLE,
+    CLASSIFY_REQUEST_EXAMPLE,
     NEXT_CHAR_EXAMPLE,
     SAMPLE_EXAMPLE,
     WORD_LOSS_EXAMPLE,
 )
-from app.api.schemas import BatchLoss, ModelInfo, NextCharResponse, SampleResponse, WordLoss
+from app.api.schemas import BatchLoss, ClassifyResponse, ModelInfo, NextCharResponse, SampleResponse, WordLoss
 
 
 def test_docs_page_and_every_asset_it_loads_come_from_the_app(client):
@@ -51,6 +53,7 @@ def test_response_examples_are_real_values_not_placeholders(client):
         "NextCharResponse",
         "WordLoss",
         "BatchLoss",
+        "ClassifyResponse",
         "ModelInfo",
         "ModelList",
         "Health",
@@ -61,9 +64,19 @@ def test_response_examples_are_real_values_not_placeholders(client):
     NextCharResponse.model_validate(NEXT_CHAR_EXAMPLE)
     WordLoss.model_validate(WORD_LOSS_EXAMPLE)
     BatchLoss.model_validate(BATCH_LOSS_EXAMPLE)
+    ClassifyResponse.model_validate(CLASSIFY_EXAMPLE)
     ModelInfo.model_validate(schemas["ModelInfo"]["examples"][0])
     loss = spec["paths"]["/loss"]["post"]
-    assert set(loss["requestBody"]["content"]["application/json"]["examples"]) == {"one word", "a batch"}
+    # and, with a conditional model loaded, one request per endpoint with its condition
+    assert set(loss["requestBody"]["content"]["application/json"]["examples"]) == {
+        "one word",
+        "a batch",
+        "gender female",
+    }
+    for path in ("/sample", "/next-char"):
+        examples = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"]
+        assert examples["gender female"]["value"]["condition"] == {"gender": "female"}
+        assert "condition" not in examples["no condition"]["value"]
     assert set(loss["responses"]["200"]["content"]["application/json"]["examples"]) == {"one word", "a batch"}
 
 
@@ -74,6 +87,7 @@ def test_response_examples_are_real_values_not_placeholders(client):
         ("/loss", {"word": "emma", "model": "names-mlp"}, WORD_LOSS_EXAMPLE),
         ("/loss", {"words": ["emma", "xqzv"], "model": "names-mlp"}, BATCH_LOSS_EXAMPLE),
         ("/sample", {"n": 3, "seed": 42, "novel": True, "model": "names-mlp"}, SAMPLE_EXAMPLE),
+        ("/classify", CLASSIFY_REQUEST_EXAMPLE, CLASSIFY_EXAMPLE),
     ],
 )
 def test_examples_are_what_the_committed_model_answers(client, path, body, example):

@@ -250,3 +250,36 @@ def test_names_carry_their_percentile_and_fields_a_newer_server_adds_are_ignored
 
     sample = {"name": "ann", "loss": 2.0, "novel": False, "truncated": False, "percentile": 40.0, "later": 1}
     assert _known(SampledName, sample) == SampledName("ann", 2.0, False, False, 40.0)
+
+
+def test_conditions_and_classify_through_both_clients(server_url):
+    gendered, female = "names-gru-gender", {"gender": "female"}
+    with NamegenClient(server_url) as client:
+        listed = {m.name: m for m in client.models().models}
+        assert listed[gendered].conditions == {"gender": ["female", "male"]}
+        assert listed["names-mlp"].conditions is None
+        got = client.sample(5, model=gendered, seed=3, condition=female)
+        raw = httpx.post(
+            f"{server_url}/sample", json={"model": gendered, "n": 5, "seed": 3, "condition": female}
+        ).json()
+        assert [s.name for s in got.names] == [s["name"] for s in raw["names"]]
+        raw = httpx.post(f"{server_url}/loss", json={"model": gendered, "word": "emma", "condition": female})
+        assert client.loss("emma", model=gendered, condition=female).loss == raw.json()["loss"]
+        raw = httpx.post(
+            f"{server_url}/next-char", json={"model": gendered, "prefix": "emm", "condition": female}
+        )
+        want = {d["char"]: d["prob"] for d in raw.json()["distribution"]}
+        assert client.next_char("emm", model=gendered, condition=female).as_dict() == want
+        assert want != client.next_char("emm", model=gendered).as_dict()
+        classified = client.classify(["emma", "john"], model=gendered)
+        assert classified.results[0].gender["female"] > 0.9 and classified.results[1].gender["male"] > 0.9
+        assert classified.prior["gender"]["female"] + classified.prior["gender"]["male"] == pytest.approx(1)
+        with pytest.raises(NamegenError) as caught:
+            client.sample(1, model="names-mlp", condition=female)
+        assert caught.value.status == 422 and gendered in caught.value.message
+
+    async def run():
+        async with AsyncNamegenClient(server_url) as client:
+            return await client.classify(["emma", "john"], model=gendered)
+
+    assert asyncio.run(run()) == classified

@@ -343,6 +343,56 @@ def test_playground_constraints_sample_and_condition_the_chart(browser_page, ser
     expect(page.locator("#sample-error")).to_contain_text("no name satisfies")
 
 
+def test_the_gender_selector_conditions_every_panel_and_the_score_panel_classifies(browser_page, server_url):
+    page, expect = browser_page, sync_api.expect
+    listed = {m["name"]: m for m in httpx.get(f"{server_url}/models").json()["models"]}
+    (gendered,) = [name for name, m in listed.items() if m["conditions"]]
+    page.goto(f"{server_url}/")
+    page.select_option("#model", "names-mlp")  # a model without conditions: no selector
+    expect(page.locator("#gender-label")).to_be_hidden()
+    page.select_option("#model", gendered)
+    expect(page.locator("#gender-label")).to_be_visible()
+    assert [o.get_attribute("value") for o in page.locator("#gender option").all()] == ["", "female", "male"]
+    page.select_option("#gender", "male")
+    male = {"model": gendered, "condition": {"gender": "male"}}
+
+    page.fill("#n", "8")
+    page.fill("#seed", "11")
+    page.click("#sample-button")
+    rows = page.locator("#names tbody tr")
+    expect(rows).to_have_count(8)
+    want = api(server_url, "/sample", {**male, "n": 8, "seed": 11, "temperature": 1, "max_length": 32})
+    assert [r.get_attribute("data-name") for r in rows.all()] == [s["name"] for s in want["names"]]
+    unconditioned = api(server_url, "/sample", {"model": gendered, "n": 8, "seed": 11})
+    assert want["names"] != unconditioned["names"]
+
+    page.locator("#next-prefix").press_sequentially("jo", delay=40)
+    expect(page.locator("#chart")).to_have_attribute("data-prefix", "jo")
+    want = {
+        d["char"]: d["prob"] for d in api(server_url, "/next-char", {**male, "prefix": "jo"})["distribution"]
+    }
+    got = {
+        b.get_attribute("data-char"): float(b.get_attribute("data-prob"))
+        for b in page.locator("#chart .bar").all()
+    }
+    assert got == pytest.approx(want, rel=1e-12)
+
+    page.locator("#word").press_sequentially("emma", delay=40)
+    expect(page.locator("#strip")).to_have_attribute("data-word", "emma")
+    want = api(server_url, "/loss", {**male, "word": "emma"})
+    expect(page.locator("#word-loss")).to_contain_text(f"loss {want['loss']:.4f}")
+    line = page.locator("#classification")
+    expect(line).to_be_visible()
+    (answer,) = api(server_url, "/classify", {"model": gendered, "words": ["emma"]})["results"]
+    expect(line).to_have_attribute("data-female", str(answer["gender"]["female"]))
+    expect(line).to_contain_text(f"{100 * answer['gender']['female']:.1f}% female")
+    assert answer["gender"]["female"] > 0.9
+
+    page.select_option("#model", "names-mlp")  # back to a plain model: no selector, no classification
+    expect(page.locator("#gender-label")).to_be_hidden()
+    expect(page.locator("#classification")).to_be_hidden()
+
+
 def test_docs_render_offline_in_the_browser(browser_page, server_url):
     page = browser_page
     page.goto(f"{server_url}/docs")

@@ -15,7 +15,7 @@ CURL_LINES = re.findall(r"^curl .+$", README, flags=re.MULTILINE)
 
 def test_readme_documents_every_endpoint_with_curl():
     assert len(CURL_LINES) >= 6
-    for path in ("/sample", "/next-char", "/loss", "/models", "/model", "/health"):
+    for path in ("/sample", "/next-char", "/loss", "/classify", "/models", "/model", "/health"):
         assert any(f"8000{path}" in line for line in CURL_LINES), path
 
 
@@ -50,6 +50,9 @@ def test_readme_curl_example_works(server_url, line, tmp_path):
         assert len(body["distribution"]) == 27
     elif "/loss" in line:
         assert "loss" in body or "mean_loss" in body
+    elif "/classify" in line:
+        assert [r["word"] for r in body["results"]] == request["words"]
+        assert all(sum(r["gender"].values()) == pytest.approx(1) for r in body["results"])
     elif "/models" in line:
         assert {m["name"] for m in body["models"]} >= {"names-mlp", "names-gru"}
         assert body["default"] in {m["name"] for m in body["models"]}

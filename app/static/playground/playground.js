@@ -1,4 +1,5 @@
-// namegen playground: plain JavaScript over the JSON API (GET /models, POST /sample, /next-char, /loss).
+// namegen playground: plain JavaScript over the JSON API (GET /models, POST /sample, /next-char, /loss,
+// /classify).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -41,6 +42,12 @@ function nameLike(percentile) {  // "more name-like than 87 % of real names"
   return percentile === null || percentile === undefined ? "" : `${Math.round(percentile)} %`;
 }
 
+// The gender picked for a conditional model (GET /models lists its `conditions`), else none.
+function condition() {
+  const value = $("gender").value;
+  return value && models[model()]?.conditions?.gender ? {gender: value} : undefined;
+}
+
 function debounce(fn, ms) {
   let timer;
   return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
@@ -76,6 +83,12 @@ async function loadModels() {
 function describeModel() {
   const entry = models[model()];
   if (!entry) return;
+  const values = entry.conditions?.gender;  // the selector shows only for a conditional model
+  const select = $("gender");
+  const kept = select.value;
+  select.replaceChildren(new Option("any", ""), ...(values || []).map((v) => new Option(v, v)));
+  select.value = values && values.includes(kept) ? kept : "";
+  $("gender-label").hidden = !values;
   const val = entry.metrics && entry.metrics.val_loss;
   $("model-info").textContent =
     `${entry.parameters.toLocaleString("en")} parameters` + (val ? ` · val loss ${val.toFixed(4)}` : "");
@@ -127,6 +140,7 @@ async function sample(event) {
     };
     if (model()) body.model = model();
     if (constraints()) body.constraints = constraints();
+    if (condition()) body.condition = condition();
     const result = await api("sample", body);
     showError("sample-error", null);
     $("sample-note").textContent = result.complete ? `${result.names.length} names from ${result.model}` : result.reason;
@@ -236,8 +250,9 @@ function downloadShortlist() {
 
 // ---- next character
 const fetchNext = latest((prefix, given) => api("next-char", given ?
-  {model: model(), prefix, constraints: given, max_length: numberOrNull("max-length") ?? 32, seed: 0} :
-  {model: model(), prefix}));
+  {model: model(), prefix, constraints: given, max_length: numberOrNull("max-length") ?? 32, seed: 0,
+   condition: condition()} :
+  {model: model(), prefix, condition: condition()}));
 
 async function nextChar() {
   try {
@@ -306,7 +321,26 @@ function drawChart(distribution, alphabet, prefix) {
 }
 
 // ---- score a word
-const fetchLoss = latest((word) => api("loss", {model: model(), word}));
+const fetchLoss = latest((word) => api("loss", {model: model(), word, condition: condition()}));
+const fetchClass = latest((word) => api("classify", {model: model(), words: [word]}));
+
+// A conditional model also says how likely each gender is for the typed name (POST /classify).
+async function classify(word) {
+  const line = $("classification");
+  if (!models[model()]?.conditions?.gender || !word.trim()) {
+    line.hidden = true;
+    return;
+  }
+  const result = await fetchClass(word);
+  if (!result) return;
+  const p = result.results[0].gender;
+  line.dataset.female = String(p.female);
+  line.dataset.male = String(p.male);
+  line.textContent = `${result.results[0].word}: ` +
+    Object.entries(p).map(([value, q]) => `${(100 * q).toFixed(1)}% ${value}`).join(" · ") +
+    ` (Bayes over the model's likelihoods, prior ${(100 * result.prior.gender.female).toFixed(0)}% female)`;
+  line.hidden = false;
+}
 
 // viridis (colour-blind safe, ordered by lightness): dark purple at p <= 0.001 to yellow at p = 1
 const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142],
@@ -329,7 +363,7 @@ async function score() {
     return;
   }
   try {
-    const result = await fetchLoss(word);
+    const [result] = await Promise.all([fetchLoss(word), classify(word)]);
     if (!result) return;
     showError("score-error", null);
     const cells = result.chars.map((c) => {
@@ -363,6 +397,7 @@ function clearScore() {
   $("strip").replaceChildren();
   delete $("strip").dataset.word;
   $("word-loss").textContent = "";
+  $("classification").hidden = true;
 }
 
 // ---- wiring
@@ -377,4 +412,5 @@ $("shortlist-download").addEventListener("click", downloadShortlist);
 $("shortlist-clear").addEventListener("click", () => shortlist.save([]));
 window.addEventListener("storage", (event) => { if (event.key === shortlist.key) shortlist.refresh(); });
 renderShortlist();
+$("gender").addEventListener("change", () => { nextChar(); score(); });
 loadModels().then(nextChar).catch((error) => showError("sample-error", error));
