@@ -11,6 +11,7 @@ NAMEGEN_SCREENSHOT=1 rewrites docs/playground.png.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -46,8 +47,8 @@ def browser(server_url):
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
         )
 
-        def only_the_server(route):
-            if route.request.url.startswith(server_url):
+        def only_the_server(route):  # this machine's test servers; nothing from outside
+            if route.request.url.startswith(server_url.rsplit(":", 1)[0] + ":"):
                 route.continue_()
             else:
                 outside.append(route.request.url)
@@ -401,3 +402,53 @@ def test_docs_render_offline_in_the_browser(browser_page, server_url):
     assert {"/sample", "/next-char", "/loss", "/models", "/health"} <= {
         p.replace("\u200b", "") for p in paths
     }
+
+
+@pytest.fixture(scope="module")
+def wide_alphabet_url(tmp_path_factory):
+    """A server whose one model has 44 symbols: lowercase, uppercase, digits, ' and - (a custom word
+    list kept as it is), trained here in a second."""
+    import random
+
+    from model import train
+    from tests.conftest import RunningServer
+
+    tmp = tmp_path_factory.mktemp("wide")
+    rng = random.Random(5)
+    symbols = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ01234'-"
+    words = {"".join(rng.choice(symbols) for _ in range(rng.randint(2, 8))) for _ in range(3000)}
+    (tmp / "words.txt").write_text("\n".join(sorted(words)) + "\n", encoding="utf-8")
+    out = tmp / "wide-bigram.safetensors"
+    args = ["--family", "bigram", "--data", str(tmp / "words.txt"), "--out", str(out), "--no-progress"]
+    assert train.main([*args, "--device", "cpu"]) == 0
+    server = RunningServer(tmp / "server.log", NAMEGEN_WEIGHTS=str(out), NAMEGEN_DEFAULT_MODEL="")
+    try:
+        yield server.wait_healthy().url
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1280, "height": 640}, PHONE["viewport"]], ids=["wide", "phone"]
+)
+def test_a_chart_of_44_symbols_keeps_every_label_apart_and_the_page_its_width(
+    browser, wide_alphabet_url, viewport
+):
+    page = browser(viewport=viewport)
+    page.goto(f"{wide_alphabet_url}/")
+    page.locator("#next-prefix").press_sequentially("a", delay=30)
+    sync_api.expect(page.locator("#chart")).to_have_attribute("data-prefix", "a")
+    labels = page.evaluate(
+        "[...document.querySelectorAll('#chart .bar .char')].map(c => c.getBoundingClientRect())"
+        ".map(r => [r.left, r.right])"
+    )
+    assert len(labels) == page.locator("#chart-table tbody tr").count() == 44  # '.' included
+    for (_, right), (left, _) in itertools.pairwise(labels):
+        assert left >= right, "two labels overlap"
+    bars = page.evaluate(
+        "[...document.querySelectorAll('#chart .bar')].map(b => b.getBoundingClientRect().width)"
+    )
+    assert min(bars) >= 9, "bars too thin to read or to tap"  # .6rem: room for a label's character
+    # the chart scrolls inside its own box; the page never sideways
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.evaluate("innerWidth")
+    page.context.close()

@@ -303,7 +303,7 @@ function drawChart(distribution, alphabet, prefix) {
       `<span class="visually-hidden"></span>`;
     bar.querySelector(".visually-hidden").textContent = `${char === "." ? " (end)" : ""}: ${percent(p)}`;
     bar.querySelector(".pct").textContent = p >= 0.01 ? `${Math.round(100 * p)}%` : "";
-    bar.querySelector(".fill").style.height = `${(85 * p) / top}%`;
+    bar.querySelector(".fill").style.height = `${(75 * p) / top}%`;  // room above for the % and below for the label
     bar.querySelector(".char").textContent = char;
     return bar;
   });
