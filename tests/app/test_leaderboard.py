@@ -18,12 +18,11 @@ def test_leaderboard_ranks_every_checkpoint_and_marks_the_default(tiny_checkpoin
             "--eval-every", "10", "--n-embd", "8", "--n-hidden", "16", "--no-progress"]  # fmt: skip
     assert train.main(args) == 0
     out = tmp_path / "docs" / "leaderboard.md"
-    assert (
-        leaderboard.main(["--weights", str(weights), "--out", str(out), "--repeats", "1", "--bulk", "200"])
-        == 0
-    )
+    run = ["--weights", str(weights), "--out", str(out), "--repeats", "1", "--bulk", "200"]
+    assert leaderboard.main([*run, "--data", str(small_word_file)]) == 0
     text = out.read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "tiny-" in line]
+    main_table = text.split("## Sample quality beyond NLL")[0]
+    rows = [line for line in main_table.splitlines() if line.startswith("| ") and "tiny-" in line]
     assert len(rows) == 2
     vals = {
         name: load_checkpoint(weights / f"{name}.safetensors").metrics["val_loss"]
@@ -38,6 +37,25 @@ def test_leaderboard_ranks_every_checkpoint_and_marks_the_default(tiny_checkpoin
         assert samples and not known & set(samples)  # the showcase never prints a training name
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert "python -m model.train --family gru" in text
+    # sample quality against the tiny list's test names: a floor row, then one row per model
+    section = text.split("## Sample quality beyond NLL", 1)[1].split("## Training commands")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert table[0].startswith("| real training names (floor) | 0.0% |")  # known names: none novel
+    assert [line.split(" | ")[0] for line in table[1:]] == [
+        row.split(" | ")[0].replace("*", "") for row in rows
+    ]
+    for line in table:
+        cells = line.strip("| ").split(" | ")
+        assert len(cells) == 8 and 0 <= float(cells[3]) <= 1 and 0 <= float(cells[4]) <= 0.7  # TV, JS
+    # a word list the checkpoints were not trained from, or none: the section says why
+    other = tmp_path / "other.txt"
+    other.write_text("anna\nbob\n")
+    assert leaderboard.main([*run, "--data", str(other)]) == 0
+    assert (
+        "Not measured here: no model was trained on this word list (tiny-gru, tiny-mlp)." in out.read_text()
+    )
+    assert leaderboard.main([*run, "--data", str(tmp_path / "absent.txt")]) == 0
+    assert f"Not measured here: the word list {tmp_path / 'absent.txt'} is absent." in out.read_text()
 
 
 def test_a_conditional_model_gets_its_condition_figures_beside_the_best_plain_model(

@@ -52,8 +52,11 @@ def test_frechet_interval_is_seeded_and_separates_distant_sets():
     assert one == quality.frechet_interval(x, y, resamples=50, seed=7)
     assert one.value == quality.frechet(x, y)
     assert 200 < one.low < one.value < one.high < 400
+    assert one.value - one.low == pytest.approx(one.high - one.value)  # +- 1.96 bootstrap deviations
     near = quality.frechet_interval(x, rng.normal(size=(200, 3)), resamples=50, seed=7)
     assert near.low < near.high < 1  # same distribution: small
+    same = quality.frechet_interval(x, x.copy(), resamples=50, seed=7)
+    assert same.low == 0 < same.high < 1  # clipped at 0
 
 
 def test_precision_recall_by_hand():
