@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,7 @@ class QualityFigures:
     models: dict[str, sample_quality.Quality] = field(default_factory=dict)
     floors: dict[str, sample_quality.Quality] = field(default_factory=dict)  # label -> floor
     test_three_letters: dict[str, float] = field(default_factory=dict)  # label -> test names' share
+    test_sizes: dict[str, int] = field(default_factory=dict)  # label -> number of test names
     skipped: list[str] = field(default_factory=list)  # models trained on another word list
     missing: str | None = None  # why nothing was measured
 
@@ -187,6 +189,7 @@ def quality_figures(models: dict[str, LanguageModel], rows: list[dict], data: Pa
             floor = split.train[:NOVELTY_SAMPLE]
             figures.floors[label] = sample_quality.measure(floor, split.test, words, vocabulary, SEED)
             figures.test_three_letters[label] = sum(len(w) == 3 for w in split.test) / len(split.test)
+            figures.test_sizes[label] = len(split.test)
         _, known, vocabulary = splits[key]
         figures.models[name] = sample_quality.measure(drawn[name], split.test, known, vocabulary, SEED)
     return figures
@@ -198,6 +201,12 @@ def _quality_cells(q: sample_quality.Quality) -> str:
         f"{q.far_novel:.1%} | {q.three_letters:.1%} | {q.length_tv:.3f} | {q.end_js:.3f} "
         f"| {1e3 * f.value:.1f} ({1e3 * f.low:.1f}-{1e3 * f.high:.1f}) | {q.precision:.2f} | {q.recall:.2f} |"
     )
+
+
+def _sizes(figures: QualityFigures) -> str:
+    """ "3,203 test names", or one count per split."""
+    sizes = [f"{n:,}" for n in figures.test_sizes.values()]
+    return f"{', '.join(sizes)} test names" + ("" if len(sizes) == 1 else " for the splits in order")
 
 
 def _frechet_order(rows: list[dict], figures: QualityFigures) -> str:
@@ -228,22 +237,23 @@ def render_quality(rows: list[dict], figures: QualityFigures) -> list[str]:
             f"Not measured here: no model was trained on this word list ({', '.join(figures.skipped)}).",
         ]
     lines += [
-        f"Measured by `bench.quality`: each model's {NOVELTY_SAMPLE:,} names at temperature 1 (seeded, those",
-        "of the novel and distinct shares above) against the test names of its own split; the first row",
-        f"is the floor: {NOVELTY_SAMPLE:,} real training names against the same test names (sampling noise",
-        "alone). Far-novel: not a known name and at least 2 edits from every one. 3 letters: the share of",
-        "3-letter names. Length TV: total variation distance between the length distributions.",
-        "End-bigram JS: Jensen-Shannon divergence (nats) between the distributions of the last two letters.",
-        "Frechet x1000: Frechet distance between Gaussians fitted to character 1-3-gram features (the",
-        f"{sample_quality.FEATURE_NGRAMS} most frequent n-grams of the training names, each name's counts "
-        "scaled to length 1),",
-        f"with a 95 % interval: +- 1.96 standard deviations of {sample_quality.RESAMPLES} bootstrap "
-        "resamples of both sets",
-        "(their percentiles lie above the estimate: repeated names inflate the distance). Precision and "
-        "recall: Kynkaanniemi",
-        f"et al. 2019, k = {sample_quality.NEIGHBOURS}, on the same features (secondary). Lower is better "
-        "for the distances;",
-        "never rank by the NLL of a model's own samples (it is gameable).",
+        *textwrap.wrap(
+            f"Measured by `bench.quality`: each model's {NOVELTY_SAMPLE:,} names at temperature 1 (seeded, "
+            "those of the novel and distinct shares above) against the test names of its own split "
+            f"({_sizes(figures)}); the first row is the floor: {NOVELTY_SAMPLE:,} real training names "
+            "against the same test names (sampling noise alone). Far-novel: not a known name and at least "
+            "2 edits from every one. 3 letters: the share of 3-letter names. Length TV: total variation "
+            "distance between the length distributions. End-bigram JS: Jensen-Shannon divergence (nats) "
+            "between the distributions of the last two letters. Frechet x1000: Frechet distance between "
+            "Gaussians fitted to character 1-3-gram features (the "
+            f"{sample_quality.FEATURE_NGRAMS} most frequent n-grams of the training names, each name's "
+            "counts scaled to length 1), with a 95 % interval: +- 1.96 standard deviations of "
+            f"{sample_quality.RESAMPLES} bootstrap resamples of both sets (their percentiles lie above the "
+            "estimate: repeated names inflate the distance). Precision and recall: Kynkaanniemi et al. "
+            f"2019, k = {sample_quality.NEIGHBOURS}, on the same features (secondary). Lower is better for "
+            "the distances; never rank by the NLL of a model's own samples (it is gameable).",
+            100,
+        ),
         "",
         "| samples | far-novel | 3 letters | length TV | end-bigram JS | Frechet x1000 (95 % interval) "
         "| precision | recall |",
@@ -255,20 +265,19 @@ def render_quality(rows: list[dict], figures: QualityFigures) -> list[str]:
             lines.append(f"| {r['name']} | {_quality_cells(figures.models[r['name']])}")
     share = next(iter(figures.test_three_letters.values()))
     short = [name for name, q in figures.models.items() if q.three_letters > 2 * share]
-    lines += [
-        "",
-        "What it shows: "
-        + (
-            " and ".join(f"{name} ({figures.models[name].three_letters:.1%})" for name in short)
-            + f" draw{'s' if len(short) == 1 else ''} far more 3-letter names than the test names hold "
-            f"({share:.1%}), which no NLL, novel or distinct column shows; the length distance shows it. "
-            if short
-            else f"no model draws more than twice the test names' share of 3-letter names ({share:.1%}). "
-        )
-        + "Novel minus far-novel is the share of names one edit from a known name. "
+    note = "What it shows: " + (
+        " and ".join(f"{name} ({figures.models[name].three_letters:.1%})" for name in short)
+        + f" draw{'s' if len(short) == 1 else ''} far more 3-letter names than the test names hold "
+        f"({share:.1%}), which no NLL, novel or distinct column shows; the length distance shows it. "
+        if short
+        else f"no model draws more than twice the test names' share of 3-letter names ({share:.1%}). "
+    )
+    note += (
+        "Novel minus far-novel is the share of names one edit from a known name. "
         + _frechet_order(rows, figures)
-        + " A conditional model is sampled without a condition.",
-    ]
+        + " A conditional model is sampled without a condition."
+    )
+    lines += ["", *textwrap.wrap(note, 100)]
     if figures.skipped:
         lines.append(f"Not measured (trained on another word list): {', '.join(figures.skipped)}.")
     return lines
