@@ -253,6 +253,7 @@ def render_quality(rows: list[dict], figures: QualityFigures) -> list[str]:
             f"2019, k = {sample_quality.NEIGHBOURS}, on the same features (secondary). Lower is better for "
             "the distances; never rank by the NLL of a model's own samples (it is gameable).",
             100,
+            break_on_hyphens=False,
         ),
         "",
         "| samples | far-novel | 3 letters | length TV | end-bigram JS | Frechet x1000 (95 % interval) "
@@ -277,7 +278,7 @@ def render_quality(rows: list[dict], figures: QualityFigures) -> list[str]:
         + _frechet_order(rows, figures)
         + " A conditional model is sampled without a condition."
     )
-    lines += ["", *textwrap.wrap(note, 100)]
+    lines += ["", *textwrap.wrap(note, 100, break_on_hyphens=False)]
     if figures.skipped:
         lines.append(f"Not measured (trained on another word list): {', '.join(figures.skipped)}.")
     return lines
