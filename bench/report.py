@@ -45,10 +45,6 @@ def _names_per_s(results: dict, model: str) -> float:
     return _sampling(results, model, 10_000)["sampler_names_per_s"]
 
 
-def _rss(results: dict) -> float:
-    return results["http"]["memory"]["rss_mb_after_load"]
-
-
 def _sampling(results: dict, model: str, n: int) -> dict:
     return next(row for row in results["sampling"][model] if row["n"] == n)
 

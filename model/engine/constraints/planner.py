@@ -26,8 +26,6 @@ from model.engine.sampler import StreamKeys
 from model.engine.shaping import Shaping
 from model.engine.sources import ContextTable, NextCharSource
 
-METHODS = ("exact", "smc", "rejection")
-
 
 @dataclass(frozen=True)
 class ConstraintReport:
