@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench import quality
+from tests.model.test_filters import levenshtein
 
 
 def test_length_total_variation_of_known_distributions():
@@ -73,15 +74,6 @@ def test_precision_recall_by_hand():
     assert quality.precision_recall(real, real.copy()) == (1.0, 1.0)
 
 
-def _edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[-1]
-
-
 def test_far_novel_names_are_at_least_two_edits_from_every_known_name():
     known = ["anna", "bob"]
     names = ["anna", "ana", "annb", "annas", "bobby", "xyz", "bo", "", "nan"]
@@ -90,7 +82,7 @@ def test_far_novel_names_are_at_least_two_edits_from_every_known_name():
     rng = random.Random(5)
     known = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 5))) for _ in range(60)]
     names = ["".join(rng.choice("abcd") for _ in range(rng.randint(1, 6))) for _ in range(300)]
-    expected = [min(_edit_distance(n, k) for k in known) >= 2 for n in names]
+    expected = [min(levenshtein(n, k) for k in known) >= 2 for n in names]
     assert quality.far_novel(names, known) == expected
     assert 0 < sum(expected) < len(expected)
 

@@ -64,9 +64,9 @@ def chi2_sf(x: float, dof: int) -> float:
     return math.exp(log_front) * h
 
 
-def chi_square_p(words: list[str], probs: np.ndarray, names: list[str]) -> float:
-    """Pearson's test of `names` against the distribution `probs` over `words`: bins with an
-    expected count of at least 5, the rest pooled into one bin. Every name must be in `words`."""
+def _pooled_statistic(words: list[str], probs: np.ndarray, names: list[str]) -> tuple[float, int]:
+    """Pearson's statistic of `names` against `probs` over `words` and its degrees of freedom: bins
+    with an expected count of at least 5, the rest pooled into one bin."""
     index = {word: i for i, word in enumerate(words)}
     observed = np.zeros(len(words))
     for name, count in Counter(names).items():
@@ -77,8 +77,13 @@ def chi_square_p(words: list[str], probs: np.ndarray, names: list[str]) -> float
     o = np.append(observed[big], observed[~big].sum())
     if e[-1] == 0:
         e, o = e[:-1], o[:-1]
-    statistic = float(((o - e) ** 2 / e).sum())
-    return chi2_sf(statistic, len(e) - 1)
+    return float(((o - e) ** 2 / e).sum()), len(e) - 1
+
+
+def chi_square_p(words: list[str], probs: np.ndarray, names: list[str]) -> float:
+    """Pearson's test of `names` against the distribution `probs` over `words` (small bins pooled).
+    Every name must be in `words`."""
+    return chi2_sf(*_pooled_statistic(words, probs, names))
 
 
 def design_effect(words: list[str], probs: np.ndarray, names: list[str], group: int) -> float:
@@ -103,15 +108,5 @@ def corrected_chi_square_p(
 ) -> tuple[float, float]:
     """`chi_square_p` with the statistic divided by the `design_effect`; returns (p, effect)."""
     effect = design_effect(words, probs, names, group)
-    index = {word: i for i, word in enumerate(words)}
-    observed = np.zeros(len(words))
-    for name, count in Counter(names).items():
-        observed[index[name]] += count
-    expected = probs * len(names)
-    big = expected >= 5
-    e = np.append(expected[big], expected[~big].sum())
-    o = np.append(observed[big], observed[~big].sum())
-    if e[-1] == 0:
-        e, o = e[:-1], o[:-1]
-    statistic = float(((o - e) ** 2 / e).sum()) / effect
-    return chi2_sf(statistic, len(e) - 1), effect
+    statistic, dof = _pooled_statistic(words, probs, names)
+    return chi2_sf(statistic / effect, dof), effect

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.attacks import send_ignoring_close
 from tests.conftest import RunningServer, free_port
 
 MAX_CONNECTIONS = 16
@@ -53,16 +54,6 @@ def rss_mb(pid: int) -> float:
 
 def connect(port: int, timeout: float = 30) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
-
-
-def send_until_refused(sock: socket.socket, data: bytes) -> bool:
-    """Send `data`; False when the server closed before taking all of it."""
-    try:
-        for i in range(0, len(data), 65536):
-            sock.sendall(data[i : i + 65536])
-    except (BrokenPipeError, ConnectionResetError):
-        return False
-    return True
 
 
 def read_all(sock: socket.socket, limit: float = 30) -> bytes:
@@ -112,7 +103,7 @@ def test_chunked_trailers_past_the_header_limit_get_431_and_hold_no_memory(serve
     before = rss_mb(server.proc.pid)
     trailers = b"X-T: y\r\n" * (40 * 1024 * 1024 // 8)  # 40 MiB of trailer fields: RSS +600 MB before
     with connect(server.port) as sock:
-        all_sent = send_until_refused(sock, CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n" % (16, WORD_BODY) + trailers)
+        all_sent = send_ignoring_close(sock, CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n" % (16, WORD_BODY) + trailers)
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert not all_sent, "the server read all 40 MiB instead of closing"
@@ -132,7 +123,7 @@ def test_chunk_extensions_count_against_the_body_limit(server):
     before = rss_mb(server.proc.pid)
     extension = b";e=" + b"a" * (20 * 1024 * 1024)  # 20 MB: accepted with a 200 before
     with connect(server.port) as sock:
-        send_until_refused(sock, CHUNKED_HEAD + b"%x%s\r\n%s\r\n0\r\n\r\n" % (16, extension, WORD_BODY))
+        send_ignoring_close(sock, CHUNKED_HEAD + b"%x%s\r\n%s\r\n0\r\n\r\n" % (16, extension, WORD_BODY))
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert rss_mb(server.proc.pid) - before < 30
