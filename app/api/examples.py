@@ -136,6 +136,7 @@ MODEL_EXAMPLE: dict[str, Any] = {
     "context": None,
     "alphabet": ".abcdefghijklmnopqrstuvwxyz",
     "conditions": None,
+    "batching": "off",
     "metrics": {
         "train_loss": 1.8039408680422122,
         "val_loss": 1.9511016267163965,

@@ -3,8 +3,10 @@
 A request queues its (n, seed) under its model and `SamplingParams` and waits. The first request
 of a loop turn schedules a flush as a task, which runs once the requests already parsed in this
 turn have queued too: a lone request waits for nothing, concurrent ones are drawn in one array
-pass. Only models whose rows are independent of their batch (an exact table) are batched, so each
-request still gets exactly the names it would get alone (`LanguageModel.sample_batch`). The
+pass. Only models whose batching is "exact" are batched: a table, whose rows are independent of
+their batch, or a forward pass whose start-up self-test found batch-invariant steps (padded to a
+minimum of rows, in chunks: `model.engine.invariance`), so each request still gets exactly the
+names it would get alone (`LanguageModel.sample_batch`). The
 runner decides whether a batch is drawn on the event loop or on a worker thread.
 
 Bounds: one pass draws at most `MAX_BATCH_NAMES` names (more requests of one setting are split
@@ -19,6 +21,7 @@ gone is not drawn.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import defaultdict
 
@@ -102,10 +105,17 @@ class SampleBatcher:
         requests = [(job[0], job[1]) for job in jobs]
         events = [job[3] for job in jobs]
         gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
+        # A forward pass's cost bound: each request was admitted under its own bound
+        # (`LanguageModel.plain_sample_seconds`), so the pass's is their sum (never met).
+        budget = (
+            math.inf
+            if model.rows_independent
+            else 1.001 * sum(model.plain_sample_seconds(n, params) for n, _ in requests)
+        )
         try:
             results = await self.runner.run(
                 model, lambda: model.sample_batch(requests, params), names=sum(n for n, _ in requests),
-                inline=inline, gone=gone,  # type: ignore[arg-type]
+                inline=inline, gone=gone, budget=budget,  # type: ignore[arg-type]
             )  # fmt: skip
         except Exception as exc:  # handed to every waiting request, never lost in a task
             for job in jobs:

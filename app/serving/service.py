@@ -136,6 +136,14 @@ class Service:
         torch.set_num_threads(1)
         threadpool_limits(1)
         models = load_models(settings)
+        for name, model in models.items():  # the batch-invariance self-test (model.engine.invariance)
+            if model.check_batching() == "exact":
+                log.info("model %s: batching exact (rows padded to at least %s)", name, model.min_rows)
+            else:
+                log.warning(
+                    "model %s: batching off: no row minimum gives batch-invariant steps on this "
+                    "machine's BLAS, so each request is computed by itself", name
+                )  # fmt: skip
         runner = ModelRunner(settings.workers, settings.max_queue)
         return cls(
             settings, models, choose_default(models, settings.default_model), runner, SampleBatcher(runner)
@@ -189,9 +197,10 @@ class Service:
         gone: threading.Event | None = None,
         condition: Condition = None,
     ) -> SampleResult:
-        """`n` names from `model`: concurrent plain requests to a model whose rows are independent
-        share one sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance:
-        resampled; conditioned; a forward-pass model) runs through the runner, priced by the most
+        """`n` names from `model`: concurrent plain requests to a model whose batching is "exact" (a
+        table, or a forward pass that passed its start-up self-test, within the cost bound) share one
+        sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance: resampled;
+        conditioned; a model whose batching is "off") runs through the runner, priced by the most
         names the model will draw for it (for constraints: the model's draw budget, so always on a
         worker, compiling the constraints included: a malformed or empty language raises its
         ParameterError there). `gone` is set once the client hangs up: its work then does not
@@ -217,7 +226,10 @@ class Service:
                 budget=budget,
             )
         resampled = novel or params.filters_names
-        if resampled or condition or not model.rows_independent:
+        shared = model.batching == "exact" and (
+            model.rows_independent or model.plain_sample_seconds(n, params) <= budget
+        )  # a forward pass shares only requests its cost bound can never stop (their bytes stay theirs)
+        if resampled or condition or not shared:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
