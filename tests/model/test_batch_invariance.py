@@ -109,9 +109,9 @@ GOLDEN = {
     "names-bigram": "4db5eaa67ae75b85890ede6bc844dd900069ec125c853cc0d34e09af67130f30",  # batching exact
     "names-mlp": "a767b8bc1d6363fd8b39752e4245aec9dd8f778a73693df8c379e4304487762c",  # batching exact
     "names-wavenet": "4f44be1a355d080b99db0d5f106da76aefbc39891a5f22de55a4e9f8ac1d2480",  # batching off
-    "names-gru": "4e1562d3633aacf3d21acf808b96b7bc059b35e1a972faf70bbc792379505066",  # batching off
+    "names-gru": "af209f3256d43fc7ff9ffd966d04d89774fe72b71edafe3bb3457656436fc917",  # batching exact
     "names-transformer": "6bdfb2888a10fcc82fa8b2528d3e4a53207ac1a3afdf94be5ac6a3397e53ae5a",  # batching exact
-    "names-gru-gender": "6592f8c76c2d67803c6d681a102c0686db214627446a13a9467e65a0597c85fd",  # batching off
+    "names-gru-gender": "61b0e6b96115edbe8a009e5d23da283aba4f8dac2298861f11af35acbc74fdb6",  # batching exact
 }
 
 
