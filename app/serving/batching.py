@@ -1,4 +1,5 @@
-"""Micro-batching: /sample requests that arrive together share one sampling pass.
+"""Micro-batching: /sample requests that arrive together share one sampling pass (and short /loss
+requests one scoring pass: `LossBatcher`).
 
 A request queues its (n, seed) under its model and `SamplingParams` and waits. The first request
 of a loop turn schedules a flush as a task, which runs once the requests already parsed in this
@@ -24,12 +25,15 @@ import asyncio
 import math
 import threading
 from collections import defaultdict
+from itertools import pairwise
+
+import numpy as np
 
 from app.http.metrics import observe_batch
 from app.serving.workers import ModelRunner
 from model.engine import knobs
 from model.engine.cancel import Cancelled
-from model.engine.language_model import LanguageModel, Sample
+from model.engine.language_model import Condition, LanguageModel, Sample, WordScore
 from model.engine.params import SamplingParams
 
 BatchKey = tuple[str, SamplingParams]  # model name, params
@@ -149,3 +153,80 @@ class _AllGone:
 
     def is_set(self) -> bool:
         return all(event.is_set() for event in self.events)
+
+
+WordJob = tuple[list[str], asyncio.Future, threading.Event | None]  # words, where the scores go, gone
+
+
+class LossBatcher:
+    """Short /loss requests to a model whose batching is "exact" that arrive together are scored in
+    one pass (`LanguageModel.word_losses` over all their words), as `SampleBatcher` draws names:
+    a forward pass's word scores do not depend on the words scored with them once its self-test
+    passed. Each request's words were checked (a bad word answers that request alone, before it
+    queues) and its cost estimated against the budget up front (the route's 422), so the pass's
+    budget is the sum of theirs and never met."""
+
+    def __init__(self, runner: ModelRunner) -> None:
+        self.runner = runner
+        self.pending: defaultdict[tuple[str, int], list[WordJob]] = defaultdict(list)
+        self.models: dict[str, LanguageModel] = {}
+        self.flush_task: asyncio.Task | None = None
+
+    async def word_losses(
+        self,
+        model: LanguageModel,
+        words: list[str],
+        condition: Condition = None,
+        gone: threading.Event | None = None,
+    ) -> list[WordScore]:
+        model.encode_words(words)  # a ParameterError naming this request's bad words, before it queues
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.models[model.name] = model
+        self.pending[model.name, model.condition_id(condition)].append((words, future, gone))
+        if self.flush_task is None:
+            self.flush_task = asyncio.create_task(self.flush())
+        return await future
+
+    async def flush(self) -> None:
+        pending, self.pending, self.flush_task = self.pending, defaultdict(list), None
+        await asyncio.gather(
+            *(
+                self.score(self.models[name], condition_id, jobs)
+                for (name, condition_id), jobs in pending.items()
+            )
+        )
+
+    async def score(self, model: LanguageModel, condition_id: int, all_jobs: list[WordJob]) -> None:
+        """One pass for the jobs still wanted: each future gets its scores, or all the pass's error."""
+        jobs = [job for job in all_jobs if not _gone(job[1], job[2])]
+        if not jobs:
+            return
+        words = [word for job in jobs for word in job[0]]
+        events = [job[2] for job in jobs]
+        gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
+        budget = 1.001 * sum(
+            model.scoring_seconds(job[0], condition=model.condition_of(condition_id)) for job in jobs
+        )
+        try:
+            scores = await self.runner.run(
+                model, lambda: model.word_losses(words, model.condition_of(condition_id)), words=len(words),
+                gone=gone, budget=budget,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except Exception as exc:  # handed to every waiting request, never lost in a task
+            for job in jobs:
+                if not job[1].done():
+                    job[1].set_exception(exc)
+            return
+        bounds = np.cumsum([0] + [len(job[0]) for job in jobs]).tolist()
+        for job, (a, b) in zip(jobs, pairwise(bounds), strict=True):
+            if not job[1].done():
+                job[1].set_result(scores[a:b])
+
+
+def _gone(future: asyncio.Future, gone: threading.Event | None) -> bool:
+    """Whether the job's client has gone (its future then gets Cancelled, answered 499)."""
+    if gone is not None and gone.is_set():
+        if not future.done():
+            future.set_exception(Cancelled("the client closed the connection before its words were scored"))
+        return True
+    return False

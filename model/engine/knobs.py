@@ -63,6 +63,9 @@ PAD_MIN_ROWS = 4
 # rows at once peaked at +210 MB). Chunks of 256 rows also stay in cache (10,000 GRU names were
 # 1.4-1.7x faster than in 512-row passes, identical bytes).
 FORWARD_CHUNK_ROWS = 256
+# /loss requests of at most this many words to a forward-pass model whose batching is "exact" are
+# scored together with the concurrent others (one word at c=16: one pass instead of 16).
+LOSS_BATCH_MAX_WORDS = 16
 
 # Bytes of first forward steps (the state after '.' + prefix) a forward-pass model keeps: every
 # name of every request with that prefix starts there (one step of about seven saved). A bound by

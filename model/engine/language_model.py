@@ -304,6 +304,17 @@ class LanguageModel:
             for word, row in zip(ids, posterior.tolist(), strict=True)
         ]
 
+    def condition_of(self, condition_id: int) -> Condition:
+        """The condition whose source index is `condition_id` (the inverse of `condition_id`)."""
+        if not condition_id:
+            return None
+        ((key, values),) = self.conditions.items()
+        return {key: values[condition_id - 1]}
+
+    def encode_words(self, words: list[str]) -> list[list[int]]:
+        """Each word's ids, or one ParameterError naming every bad word by its index."""
+        return self._encode_words(words)
+
     def _encode_words(self, words: list[str]) -> list[list[int]]:
         """Each word's ids, or one ParameterError naming every bad word by its index."""
         ids, problems = [], []

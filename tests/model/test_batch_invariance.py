@@ -108,7 +108,7 @@ def test_padding_keeps_the_rows_and_adds_copies():
 GOLDEN = {
     "names-bigram": "4db5eaa67ae75b85890ede6bc844dd900069ec125c853cc0d34e09af67130f30",  # batching exact
     "names-mlp": "a767b8bc1d6363fd8b39752e4245aec9dd8f778a73693df8c379e4304487762c",  # batching exact
-    "names-wavenet": "4f44be1a355d080b99db0d5f106da76aefbc39891a5f22de55a4e9f8ac1d2480",  # batching off
+    "names-wavenet": "676fac4be38feb544caa8d2472537c432301282be3304d91d58af78d8dc230fd",  # batching off
     "names-gru": "af209f3256d43fc7ff9ffd966d04d89774fe72b71edafe3bb3457656436fc917",  # batching exact
     "names-transformer": "6bdfb2888a10fcc82fa8b2528d3e4a53207ac1a3afdf94be5ac6a3397e53ae5a",  # batching exact
     "names-gru-gender": "61b0e6b96115edbe8a009e5d23da283aba4f8dac2298861f11af35acbc74fdb6",  # batching exact
@@ -117,7 +117,10 @@ GOLDEN = {
 
 def seeded_answers_hash(model: LanguageModel) -> str:
     h = hashlib.sha256()
-    for n, seed, params in [(1, 7, SamplingParams()), (300, 11, SamplingParams(prefix="ka", temperature=0.8))]:
+    for n, seed, params in [
+        (1, 7, SamplingParams()),
+        (300, 11, SamplingParams(prefix="ka", temperature=0.8)),
+    ]:
         for s in model.sample(n, params, seed).names:
             h.update(s.name.encode() + np.float64(s.loss).tobytes())
     for score in model.word_losses(["emma", "xqzv", "christopher"]):
