@@ -164,3 +164,13 @@ def test_concurrent_short_loss_requests_share_a_pass_and_get_their_own_scores(cl
         assert [(s.word, s.nlls) for s in got] == [(s.word, s.nlls) for s in alone], (model.name, cond, words)
     assert isinstance(results[-1], ParameterError) and results[-1].problems[0][0] == (1,)
     assert max(passes) > 4  # several requests' words in one pass
+
+
+def test_models_say_whether_they_are_batched(client):
+    """GET /models carries each model's self-test verdict: tables are "exact" without a test."""
+    service = client.app.state.service
+    listed = {info["name"]: info["batching"] for info in client.get("/models").json()["models"]}
+    assert listed == {name: model.batching for name, model in service.models.items()}
+    assert listed["names-mlp"] == listed["names-bigram"] == "exact"
+    assert set(listed.values()) <= {"exact", "off"}
+    assert client.get("/models/names-gru").json()["batching"] == service.models["names-gru"].batching
