@@ -42,6 +42,10 @@ TARGETS = [
             >= 1.5 * _sampling(r, r["default_model"], 100)["sampler_names_per_s"]
         ),
     ),
+    (
+        "default sampler n=10,000 >= 60% of one core's compute limit",
+        lambda r: r["compute"]["models"][r["default_model"]]["share_of_limit"] >= 0.6,
+    ),
     ("training steps/s >= notebook loop", lambda r: r["training"]["speed_ratio"] >= 1.0),
     (
         "server RSS after load (every model) < 500 MB",
@@ -147,6 +151,25 @@ def render_markdown(results: dict) -> str:
                 f"{row['naive_names_per_s']:,.0f} | {row['makemore_names_per_s']:,.0f} "
                 f"(timed on {row['naive_timed_on']}) | {row['speedup']:,.0f}x | "
                 f"{row['speedup_vs_makemore']:,.1f}x |"
+            )
+    compute = results.get("compute")
+    if compute:
+        lines += [
+            "",
+            "## Compute limit (one core)",
+            "",
+            f"One thread's float32 GEMM (torch, {' x '.join(map(str, compute['gemm_shape']))}): "
+            f"{compute['gemm_gflops']:.0f} GFLOP/s. A name's work is counted by torch's FlopCounterMode "
+            "over 1,000 served names (`bench/compute_limit.py`); the limit is the GEMM rate over it, the "
+            "share the measured rate of 10,000 names over the limit.",
+            "",
+            "| model | MFLOP per character drawn | characters per name | limit names/s | names/s | share |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for model, row in compute["models"].items():
+            lines.append(
+                f"| {model} | {row['mflop_per_char']:.3f} | {row['chars_per_name']:.2f} | "
+                f"{row['limit_names_per_s']:,.0f} | {row['names_per_s']:,.0f} | {row['share_of_limit']:.0%} |"
             )
     t = results["training"]
     lines += [

@@ -27,6 +27,8 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
+from bench.compute_limit import GEMM_SHAPE, gemm_gflops
+from bench.compute_limit import measure as measure_compute
 from bench.http_load import run_wrk
 from bench.processes import ROOT, free_port, rss_mb, start_server
 from bench.report import MLP, TARGETS, render_markdown
@@ -217,6 +219,19 @@ def main(argv: list[str] | None = None) -> int:
         results["sampling"] = {
             name: measure_sampling(models[name], tuple(args.sizes), args.naive_cap, args.sample_budget)
             for name in dict.fromkeys([MLP, results["default_model"]])
+        }
+        print("compute limit ...", file=sys.stderr)
+        gflops = gemm_gflops()
+        for model in models.values():
+            model.check_batching()  # padded as served
+        results["compute"] = {
+            "gemm_gflops": gflops,
+            "gemm_shape": list(GEMM_SHAPE),
+            "models": {
+                name: measure_compute(model, gflops)
+                for name, model in models.items()
+                if not model.rows_independent  # the forward-pass models (a table draws by lookups)
+            },
         }
     print("training ...", file=sys.stderr)
     results["training"] = measure_training(args.train_steps, args.data, args.train_rounds)

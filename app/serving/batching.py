@@ -11,7 +11,9 @@ names it would get alone (`LanguageModel.sample_batch`). The
 runner decides whether a batch is drawn on the event loop or on a worker thread.
 
 Bounds: one pass draws at most `MAX_BATCH_NAMES` names (more requests of one setting are split
-into several passes, so a burst does not grow one pass's buffers without limit), and the event loop
+into several passes, so a burst does not grow one pass's buffers without limit; a forward-pass
+model's batch is cut into as many passes as there are workers, each of at least
+`knobs.FORWARD_CHUNK_ROWS` names, so every core draws), and the event loop
 draws at most `knobs.INLINE_MAX_NAMES` names every `INLINE_WINDOW` seconds, however many flushes
 (loop turns) that spans: a burst goes to the workers once that budget is spent, instead of holding
 the loop for one pass after another. A request whose client has gone (its `gone` event, set by the
@@ -85,7 +87,12 @@ class SampleBatcher:
         off_loop = []
         for (name, params), all_jobs in pending.items():
             model = self.models[name]
-            for jobs in passes(_still_wanted(all_jobs)):
+            wanted = _still_wanted(all_jobs)
+            most = MAX_BATCH_NAMES
+            if not model.rows_independent:  # a forward pass: spread big batches over the workers
+                total = sum(job[0] for job in wanted)
+                most = min(most, max(knobs.FORWARD_CHUNK_ROWS, -(-total // self.runner.threads)))
+            for jobs in passes(wanted, most):
                 if not jobs:
                     continue
                 names = sum(job[0] for job in jobs)
