@@ -174,3 +174,32 @@ def test_models_say_whether_they_are_batched(client):
     assert listed["names-mlp"] == listed["names-bigram"] == "exact"
     assert set(listed.values()) <= {"exact", "off"}
     assert client.get("/models/names-gru").json()["batching"] == service.models["names-gru"].batching
+
+
+def test_a_big_forward_batch_is_spread_over_the_workers(client):
+    """Eight n=200 requests to the GRU at once: two passes of 800 names (one per worker), each
+    request still its lone answer."""
+    base = client.app.state.service
+    runner = ModelRunner(threads=2, max_queue=64)
+    batcher = SampleBatcher(runner)
+    gru = base.models["names-gru"]
+    assert gru.batching == "exact"
+    sizes = []
+    original = gru.sample_batch
+
+    def spy(requests, params):
+        sizes.append(sum(n for n, _ in requests))
+        return original(requests, params)
+
+    async def together():
+        gru.sample_batch = spy
+        try:
+            return await asyncio.gather(
+                *(batcher.sample(gru, 200, seed, SamplingParams()) for seed in range(8))
+            )
+        finally:
+            del gru.sample_batch
+
+    results = asyncio.run(together())
+    assert sizes == [800, 800]
+    assert results == [gru.sample(200, SamplingParams(), seed).names for seed in range(8)]
