@@ -203,3 +203,36 @@ def test_a_big_forward_batch_is_spread_over_the_workers(client):
     results = asyncio.run(together())
     assert sizes == [800, 800]
     assert results == [gru.sample(200, SamplingParams(), seed).names for seed in range(8)]
+
+
+def test_requests_arriving_while_a_forward_pass_runs_join_the_next_pass(client):
+    """One worker: the first request's pass is in flight, so the seven that follow one by one wait
+    and are drawn together in one pass (not seven passes queued behind it), each its lone answer."""
+    gru = client.app.state.service.models["names-gru"]
+    assert gru.batching == "exact"
+    batcher = SampleBatcher(ModelRunner(threads=1, max_queue=64))
+    passes = []
+    original = gru.sample_batch
+
+    def spy(requests, params):
+        passes.append([seed for _, seed in requests])
+        return original(requests, params)
+
+    async def staggered():
+        gru.sample_batch = spy
+        try:
+            first = asyncio.create_task(batcher.sample(gru, 300, 0, SamplingParams()))
+            while not batcher.in_flight[gru.name]:  # the first pass has started on the worker
+                await asyncio.sleep(0)
+            rest = []
+            for seed in range(1, 8):  # one by one, each in its own loop turns (its own flush)
+                rest.append(asyncio.create_task(batcher.sample(gru, 1, seed, SamplingParams())))
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            return await asyncio.gather(first, *rest)
+        finally:
+            del gru.sample_batch
+
+    results = asyncio.run(staggered())
+    assert passes == [[0], list(range(1, 8))]
+    assert results == [gru.sample(300 if seed == 0 else 1, SamplingParams(), seed).names for seed in range(8)]
