@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 MLP = "names-mlp"  # the seed's model, kept to its own targets beside the default
 
@@ -24,6 +25,26 @@ TARGETS = [
     (
         "default sampler n=10,000 >= 10x makemore's generate",
         lambda r: _sampling(r, r["default_model"], 10_000)["speedup_vs_makemore"] >= 10,
+    ),
+    # issue 19, section 2: the default forward-pass model served near the table's speed
+    (
+        "default /sample n=1 at c=16 >= 0.8x the mlp's ratio",
+        lambda r: _ratio(r, "default sample n=1") >= 0.8 * _ratio(r, "mlp sample n=1"),
+    ),
+    (
+        "default /loss 1 word at c=16 >= 0.8x the mlp's ratio",
+        lambda r: _ratio(r, "default loss 1 word") >= 0.8 * _ratio(r, "mlp loss 1 word"),
+    ),
+    (
+        "default /sample n=100 at c=16: served names/s >= 1.5x in-process n=100",
+        lambda r: (
+            100 * r["http"]["endpoints"]["default sample n=100"]["16"]["requests_per_second"]
+            >= 1.5 * _sampling(r, r["default_model"], 100)["sampler_names_per_s"]
+        ),
+    ),
+    (
+        "default sampler n=10,000 >= 60% of one core's compute limit",
+        lambda r: r["compute"]["models"][r["default_model"]]["share_of_limit"] >= 0.6,
     ),
     ("training steps/s >= notebook loop", lambda r: r["training"]["speed_ratio"] >= 1.0),
     (
@@ -87,6 +108,25 @@ def render_markdown(results: dict) -> str:
             for c in concurrencies
         ]
         lines.append(f"| {name} | " + " | ".join(row) + " |")
+    plain = results["http"].get("plain_runs")
+    if plain:
+        lines += [
+            "",
+            "### Against a plain FastAPI endpoint",
+            "",
+            "`bench/plain.py`: the same uvicorn/uvloop/httptools stack, a small pydantic body, "
+            "a fixed answer, no middleware (the bare endpoint above carries the service's). "
+            "Its median req/s: "
+            + ", ".join(f"c={c} {statistics.median(runs):.0f}" for c, runs in plain.items())
+            + ".",
+            "",
+            "| endpoint | " + " | ".join(f"c={c} x plain" for c in concurrencies) + " |",
+            "| --- |" + " ---: |" * len(concurrencies),
+        ]
+        for name, cells in http.items():
+            lines.append(
+                f"| {name} | " + " | ".join(f"{cells[c]['ratio_to_plain']:.2f}" for c in concurrencies) + " |"
+            )
     mem = results["http"]["memory"]
     lines += [
         "",
@@ -111,6 +151,25 @@ def render_markdown(results: dict) -> str:
                 f"{row['naive_names_per_s']:,.0f} | {row['makemore_names_per_s']:,.0f} "
                 f"(timed on {row['naive_timed_on']}) | {row['speedup']:,.0f}x | "
                 f"{row['speedup_vs_makemore']:,.1f}x |"
+            )
+    compute = results.get("compute")
+    if compute:
+        lines += [
+            "",
+            "## Compute limit (one core)",
+            "",
+            f"One thread's float32 GEMM (torch, {' x '.join(map(str, compute['gemm_shape']))}): "
+            f"{compute['gemm_gflops']:.0f} GFLOP/s. A name's work is counted by torch's FlopCounterMode "
+            "over 1,000 served names (`bench/compute_limit.py`); the limit is the GEMM rate over it, the "
+            "share the measured rate of 10,000 names over the limit.",
+            "",
+            "| model | MFLOP per character drawn | characters per name | limit names/s | names/s | share |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for model, row in compute["models"].items():
+            lines.append(
+                f"| {model} | {row['mflop_per_char']:.3f} | {row['chars_per_name']:.2f} | "
+                f"{row['limit_names_per_s']:,.0f} | {row['names_per_s']:,.0f} | {row['share_of_limit']:.0%} |"
             )
     t = results["training"]
     lines += [

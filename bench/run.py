@@ -27,8 +27,10 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
+from bench.compute_limit import GEMM_SHAPE, gemm_gflops
+from bench.compute_limit import measure as measure_compute
 from bench.http_load import run_wrk
-from bench.processes import ROOT, rss_mb, start_server
+from bench.processes import ROOT, free_port, rss_mb, start_server
 from bench.report import MLP, TARGETS, render_markdown
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop
@@ -120,6 +122,8 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     proc = start_server(port, module="bench.server", limit_s=60)
+    plain_port = free_port()
+    plain = start_server(plain_port, module="bench.plain", limit_s=60)
     client = httpx.Client(base_url=base)
     try:
         for _, path, body in ENDPOINTS:  # warm-up: every code path once under load
@@ -127,6 +131,10 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
             wait_until_idle(client)
         memory = {"rss_mb_after_warmup": rss_mb(proc.pid)}
         table, bare_runs = measure_paired(base, client, seconds, concurrencies, pairs)
+        plain_runs = measure_plain(f"http://127.0.0.1:{plain_port}", seconds, concurrencies, pairs)
+        for cells in table.values():
+            for c, cell in cells.items():
+                cell["ratio_to_plain"] = cell["requests_per_second"] / statistics.median(plain_runs[c])
         memory["rss_mb_after_load"] = rss_mb(proc.pid)
         memory["rss_mb_after_each_repeat"] = []
         for _ in range(rounds):  # the same load again and again: RSS must not keep growing
@@ -136,9 +144,22 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
             memory["rss_mb_after_each_repeat"].append(rss_mb(proc.pid))
     finally:
         client.close()
-        proc.terminate()
-        proc.wait(timeout=30)
-    return {"endpoints": table, "bare_runs": bare_runs, "memory": memory}
+        for server in (proc, plain):
+            server.terminate()
+            server.wait(timeout=30)
+    return {"endpoints": table, "bare_runs": bare_runs, "plain_runs": plain_runs, "memory": memory}
+
+
+def measure_plain(base: str, seconds: float, concurrencies: list[int], pairs: int) -> dict[str, list[float]]:
+    """Requests/s of the plain FastAPI endpoint (`bench.plain`), `pairs` runs at each concurrency."""
+    run_wrk(base + "/plain", {"n": 1}, 16, 1)  # warm-up
+    return {
+        str(c): [
+            run_wrk(base + "/plain", {"n": 1}, c, seconds).as_dict()["requests_per_second"]
+            for _ in range(pairs)
+        ]
+        for c in concurrencies
+    }
 
 
 def measure_training(steps: int, data: Path | None, rounds: int) -> dict:
@@ -198,6 +219,19 @@ def main(argv: list[str] | None = None) -> int:
         results["sampling"] = {
             name: measure_sampling(models[name], tuple(args.sizes), args.naive_cap, args.sample_budget)
             for name in dict.fromkeys([MLP, results["default_model"]])
+        }
+        print("compute limit ...", file=sys.stderr)
+        gflops = gemm_gflops()
+        for model in models.values():
+            model.check_batching()  # padded as served
+        results["compute"] = {
+            "gemm_gflops": gflops,
+            "gemm_shape": list(GEMM_SHAPE),
+            "models": {
+                name: measure_compute(model, gflops)
+                for name, model in models.items()
+                if not model.rows_independent  # the forward-pass models (a table draws by lookups)
+            },
         }
     print("training ...", file=sys.stderr)
     results["training"] = measure_training(args.train_steps, args.data, args.train_rounds)

@@ -214,13 +214,7 @@ async def loss(req: LossRequest, service: ServiceDep, request: Request) -> JSONB
         )
     )
     try:
-        scores = await service.runner.run(
-            model,
-            lambda: model.word_losses(words, req.condition),
-            words=len(words),
-            gone=client_gone(request),
-            budget=settings.max_work_seconds,
-        )
+        scores = await service.word_losses(model, words, req.condition, client_gone(request))
     except ParameterError as exc:
         raise ParameterError.of([(where(int(loc[0])), msg) for loc, msg in exc.problems]) from None
     percentiles = model.percentiles([score.loss for score in scores])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -462,6 +462,11 @@ class ModelInfo(BaseModel):
         None,
         description='The labels a conditional model takes, e.g. {"gender": ["female", "male"]} (send one as '
         '`"condition"` to /sample, /next-char, /loss; /classify answers with them); null for the others.',
+    )
+    batching: Literal["exact", "off"] = Field(
+        description='"exact" when concurrent requests to this model share a sampling pass and still get '
+        "exactly their own bytes (a table model, or a forward pass whose start-up self-test found its "
+        'steps batch-invariant on this machine); "off" when each request is computed by itself.'
     )
     train_command: str | None = Field(description="The command that trained this checkpoint.")
     default: bool = Field(description="True for the model that answers requests naming none.")

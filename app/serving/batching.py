@@ -1,32 +1,47 @@
-"""Micro-batching: /sample requests that arrive together share one sampling pass.
+"""Micro-batching: /sample requests that arrive together share one sampling pass (and short /loss
+requests one scoring pass: `LossBatcher`).
 
 A request queues its (n, seed) under its model and `SamplingParams` and waits. The first request
 of a loop turn schedules a flush as a task, which runs once the requests already parsed in this
 turn have queued too: a lone request waits for nothing, concurrent ones are drawn in one array
-pass. Only models whose rows are independent of their batch (an exact table) are batched, so each
-request still gets exactly the names it would get alone (`LanguageModel.sample_batch`). The
+pass. Only models whose batching is "exact" are batched: a table, whose rows are independent of
+their batch, or a forward pass whose start-up self-test found batch-invariant steps (padded to a
+minimum of rows, in chunks: `model.engine.invariance`), so each request still gets exactly the
+names it would get alone (`LanguageModel.sample_batch`). The
 runner decides whether a batch is drawn on the event loop or on a worker thread.
 
 Bounds: one pass draws at most `MAX_BATCH_NAMES` names (more requests of one setting are split
-into several passes, so a burst does not grow one pass's buffers without limit), and the event loop
+into several passes, so a burst does not grow one pass's buffers without limit; a forward-pass
+model's batch is cut into as many passes as there are workers, each of at least
+`knobs.FORWARD_CHUNK_ROWS` names, so every core draws), and the event loop
 draws at most `knobs.INLINE_MAX_NAMES` names every `INLINE_WINDOW` seconds, however many flushes
 (loop turns) that spans: a burst goes to the workers once that budget is spent, instead of holding
-the loop for one pass after another. A request whose client has gone (its `gone` event, set by the
-HTTP layer) leaves the batch before its pass is drawn; a pass on a worker whose every client has
-gone is not drawn.
+the loop for one pass after another. A forward-pass model has at most one pass per worker in
+flight: requests that arrive meanwhile wait and join the next pass, so under load its passes grow
+(16 concurrent one-name requests: one pass, not five small ones queued behind each other). A
+request whose client has gone (its `gone` event, set by the HTTP layer) leaves the batch before its
+pass is drawn; a pass on a worker whose every client has gone is not drawn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
-from collections import defaultdict
+from abc import ABC, abstractmethod
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
 
 from app.http.metrics import observe_batch
 from app.serving.workers import ModelRunner
 from model.engine import knobs
 from model.engine.cancel import Cancelled
-from model.engine.language_model import LanguageModel, Sample
+from model.engine.language_model import Condition, LanguageModel, Sample, WordScore
 from model.engine.params import SamplingParams
 
 BatchKey = tuple[str, SamplingParams]  # model name, params
@@ -49,12 +64,57 @@ def passes(jobs: list[Job], most: int = MAX_BATCH_NAMES) -> list[list[Job]]:
     return chunks
 
 
-class SampleBatcher:
+class _Batcher(ABC):
+    """Jobs queued per key (its first item a model name) until the loop's next turn, and the gate
+    that holds a forward-pass model's jobs while it has a pass per worker in flight."""
+
     def __init__(self, runner: ModelRunner) -> None:
         self.runner = runner
-        self.pending: defaultdict[BatchKey, list[Job]] = defaultdict(list)
+        self.pending: defaultdict[Any, list] = defaultdict(list)
         self.models: dict[str, LanguageModel] = {}
         self.flush_task: asyncio.Task | None = None
+        self.in_flight: Counter[str] = Counter()  # passes started and not finished, per model
+
+    def enqueue(self, model: LanguageModel, key: tuple, job: tuple) -> None:
+        self.models[model.name] = model
+        self.pending[key].append(job)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.flush_task is None and self.pending:
+            self.flush_task = asyncio.create_task(self.flush())
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Start a pass for every key `take` allows."""
+
+    def take(self) -> dict[Any, list]:
+        """The pending jobs whose model may start a pass now; the others stay pending until one of
+        their model's passes finishes (a table's rows are never held: its passes are instant)."""
+        pending, self.pending, self.flush_task = self.pending, defaultdict(list), None
+        ready = {}
+        for key, jobs in pending.items():
+            model = self.models[key[0]]
+            if not model.rows_independent and self.in_flight[model.name] >= self.runner.threads:
+                self.pending[key] = jobs
+            else:
+                ready[key] = jobs
+        return ready
+
+    @contextmanager
+    def one_pass(self, model: LanguageModel) -> Iterator[None]:
+        """Counts a pass of `model` in flight; when it ends, the jobs it held back are flushed."""
+        self.in_flight[model.name] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[model.name] -= 1
+            self._schedule()
+
+
+class SampleBatcher(_Batcher):
+    def __init__(self, runner: ModelRunner) -> None:
+        super().__init__(runner)
         self.window_start = -INLINE_WINDOW
         self.inline_spent = 0  # names drawn on the loop since `window_start`
 
@@ -67,18 +127,19 @@ class SampleBatcher:
         gone: threading.Event | None = None,
     ) -> list[Sample]:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.models[model.name] = model
-        self.pending[model.name, params].append((n, seed, future, gone))
-        if self.flush_task is None:
-            self.flush_task = asyncio.create_task(self.flush())
+        self.enqueue(model, (model.name, params), (n, seed, future, gone))
         return await future
 
     async def flush(self) -> None:
-        pending, self.pending, self.flush_task = self.pending, defaultdict(list), None
         off_loop = []
-        for (name, params), all_jobs in pending.items():
+        for (name, params), all_jobs in self.take().items():
             model = self.models[name]
-            for jobs in passes(_still_wanted(all_jobs)):
+            wanted = _still_wanted(all_jobs)
+            most = MAX_BATCH_NAMES
+            if not model.rows_independent:  # a forward pass: spread big batches over the workers
+                total = sum(job[0] for job in wanted)
+                most = min(most, max(knobs.FORWARD_CHUNK_ROWS, -(-total // self.runner.threads)))
+            for jobs in passes(wanted, most):
                 if not jobs:
                     continue
                 names = sum(job[0] for job in jobs)
@@ -102,11 +163,19 @@ class SampleBatcher:
         requests = [(job[0], job[1]) for job in jobs]
         events = [job[3] for job in jobs]
         gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
+        # A forward pass's cost bound: each request was admitted under its own bound
+        # (`LanguageModel.plain_sample_seconds`), so the pass's is their sum (never met).
+        budget = (
+            math.inf
+            if model.rows_independent
+            else 1.001 * sum(model.plain_sample_seconds(n, params) for n, _ in requests)
+        )
         try:
-            results = await self.runner.run(
-                model, lambda: model.sample_batch(requests, params), names=sum(n for n, _ in requests),
-                inline=inline, gone=gone,  # type: ignore[arg-type]
-            )  # fmt: skip
+            with self.one_pass(model):
+                results = await self.runner.run(
+                    model, lambda: model.sample_batch(requests, params), names=sum(n for n, _ in requests),
+                    inline=inline, gone=gone, budget=budget,  # type: ignore[arg-type]
+                )  # fmt: skip
         except Exception as exc:  # handed to every waiting request, never lost in a task
             for job in jobs:
                 if not job[2].done():
@@ -139,3 +208,66 @@ class _AllGone:
 
     def is_set(self) -> bool:
         return all(event.is_set() for event in self.events)
+
+
+WordJob = tuple[list[str], asyncio.Future, threading.Event | None]  # words, where the scores go, gone
+
+
+class LossBatcher(_Batcher):
+    """Short /loss requests to a model whose batching is "exact" that arrive together are scored in
+    one pass (`LanguageModel.word_losses` over all their words), as `SampleBatcher` draws names:
+    a forward pass's word scores do not depend on the words scored with them once its self-test
+    passed. Each request's words were checked (a bad word answers that request alone, before it
+    queues) and its cost estimated against the budget up front (the route's 422), so the pass's
+    budget is the sum of theirs and never met."""
+
+    async def word_losses(
+        self,
+        model: LanguageModel,
+        words: list[str],
+        condition: Condition = None,
+        gone: threading.Event | None = None,
+    ) -> list[WordScore]:
+        model.encode_words(words)  # a ParameterError naming this request's bad words, before it queues
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.enqueue(model, (model.name, model.condition_id(condition)), (words, future, gone))
+        return await future
+
+    async def flush(self) -> None:
+        ready = self.take()
+        await asyncio.gather(*(self.score(self.models[key[0]], key[1], jobs) for key, jobs in ready.items()))
+
+    async def score(self, model: LanguageModel, condition_id: int, all_jobs: list[WordJob]) -> None:
+        """One pass for the jobs still wanted: each future gets its scores, or all the pass's error."""
+        jobs = [job for job in all_jobs if not _gone(job[1], job[2])]
+        if not jobs:
+            return
+        words = [word for job in jobs for word in job[0]]
+        events = [job[2] for job in jobs]
+        gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
+        condition = model.condition_of(condition_id)
+        budget = 1.001 * sum(model.scoring_seconds(job[0], condition=condition) for job in jobs)
+        try:
+            with self.one_pass(model):
+                scores = await self.runner.run(
+                    model, lambda: model.word_losses(words, condition), words=len(words),
+                    gone=gone, budget=budget,  # type: ignore[arg-type]
+                )  # fmt: skip
+        except Exception as exc:  # handed to every waiting request, never lost in a task
+            for job in jobs:
+                if not job[1].done():
+                    job[1].set_exception(exc)
+            return
+        bounds = np.cumsum([0] + [len(job[0]) for job in jobs]).tolist()
+        for job, (a, b) in zip(jobs, pairwise(bounds), strict=True):
+            if not job[1].done():
+                job[1].set_result(scores[a:b])
+
+
+def _gone(future: asyncio.Future, gone: threading.Event | None) -> bool:
+    """Whether the job's client has gone (its future then gets Cancelled, answered 499)."""
+    if gone is not None and gone.is_set():
+        if not future.done():
+            future.set_exception(Cancelled("the client closed the connection before its words were scored"))
+        return True
+    return False

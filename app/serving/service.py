@@ -12,14 +12,15 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from app.serving.batching import SampleBatcher
+from app.serving.batching import LossBatcher, SampleBatcher
 from app.serving.workers import ModelRunner
 from app.settings import Settings, setting_label
 from model.checkpoint import CheckpointError
 from model.data import REFERENCE_SHA256
 from model.device import resolve_device
+from model.engine import knobs
 from model.engine.constraints.spec import Constraints
-from model.engine.language_model import Condition, LanguageModel, SampleResult
+from model.engine.language_model import Condition, LanguageModel, SampleResult, WordScore
 from model.engine.params import ParameterError, SamplingParams
 
 log = logging.getLogger("uvicorn.error")
@@ -128,6 +129,7 @@ class Service:
     default_name: str
     runner: ModelRunner
     batcher: SampleBatcher
+    loss_batcher: LossBatcher
 
     @classmethod
     def start(cls, settings: Settings) -> Service:
@@ -136,10 +138,17 @@ class Service:
         torch.set_num_threads(1)
         threadpool_limits(1)
         models = load_models(settings)
+        for name, model in models.items():  # the batch-invariance self-test (model.engine.invariance)
+            if model.check_batching() == "exact":
+                log.info("model %s: batching exact (rows padded to at least %s)", name, model.min_rows)
+            else:
+                log.warning(
+                    "model %s: batching off: no row minimum gives batch-invariant steps on this "
+                    "machine's BLAS, so each request is computed by itself", name
+                )  # fmt: skip
         runner = ModelRunner(settings.workers, settings.max_queue)
-        return cls(
-            settings, models, choose_default(models, settings.default_model), runner, SampleBatcher(runner)
-        )
+        default = choose_default(models, settings.default_model)
+        return cls(settings, models, default, runner, SampleBatcher(runner), LossBatcher(runner))
 
     @property
     def default(self) -> LanguageModel:
@@ -189,9 +198,10 @@ class Service:
         gone: threading.Event | None = None,
         condition: Condition = None,
     ) -> SampleResult:
-        """`n` names from `model`: concurrent plain requests to a model whose rows are independent
-        share one sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance:
-        resampled; conditioned; a forward-pass model) runs through the runner, priced by the most
+        """`n` names from `model`: concurrent plain requests to a model whose batching is "exact" (a
+        table, or a forward pass that passed its start-up self-test, within the cost bound) share one
+        sampling pass (`batching`); the rest (novel, distinct, exclude, min_distance: resampled;
+        conditioned; a model whose batching is "off") runs through the runner, priced by the most
         names the model will draw for it (for constraints: the model's draw budget, so always on a
         worker, compiling the constraints included: a malformed or empty language raises its
         ParameterError there). `gone` is set once the client hangs up: its work then does not
@@ -217,7 +227,10 @@ class Service:
                 budget=budget,
             )
         resampled = novel or params.filters_names
-        if resampled or condition or not model.rows_independent:
+        shared = model.batching == "exact" and (
+            model.rows_independent or model.plain_sample_seconds(n, params) <= budget
+        )  # a forward pass shares only requests its cost bound can never stop (their bytes stay theirs)
+        if resampled or condition or not shared:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
@@ -227,6 +240,30 @@ class Service:
                 budget=budget,
             )
         return SampleResult(await self.batcher.sample(model, n, seed, params, gone=gone), complete=True)
+
+    async def word_losses(
+        self,
+        model: LanguageModel,
+        words: list[str],
+        condition: Condition = None,
+        gone: threading.Event | None = None,
+    ) -> list[WordScore]:
+        """Each word's scores: concurrent short requests (at most `knobs.LOSS_BATCH_MAX_WORDS`
+        words) to a forward-pass model whose batching is "exact" share one scoring pass; the rest
+        run by themselves. The caller has checked the cost bound (every request fits it)."""
+        if (
+            model.batching == "exact"
+            and not model.rows_independent
+            and len(words) <= knobs.LOSS_BATCH_MAX_WORDS
+        ):
+            return await self.loss_batcher.word_losses(model, words, condition, gone)
+        return await self.runner.run(
+            model,
+            lambda: model.word_losses(words, condition),
+            words=len(words),
+            gone=gone,
+            budget=self.settings.max_work_seconds,
+        )
 
     def describe(self, model: LanguageModel) -> dict:
         info = model.describe()

@@ -48,12 +48,24 @@ NUMPY_SECONDS_PER_PARAMETER = 6.1e-11
 TORCH64_SECONDS_PER_PARAMETER = 3.8e-10
 TORCH32_SECONDS_PER_PARAMETER = 1.4e-10
 
-# Rows a forward-pass model samples at once: its state grows with the rows (the transformer's key/
-# value cache: 33 KB a row at its 16-character context; 2,000 rows at once peaked at +210 MB).
-FORWARD_SAMPLING_ROWS = 512
-
-# Words per teacher-forced scoring pass of a forward-pass model: bounds the padded batch's memory.
-SCORE_CHUNK = 1024
+# Batch-invariant forward steps (issue 19). A BLAS call's bits for one row may depend on how many
+# rows share the call: measured bit for bit at 36 sizes from 1 to 4,096, the NumPy GRU step differs
+# only at 1 row (a matrix-vector kernel), torch float64 steps between <= 3 and >= 4 rows, and NumPy
+# float64 matmuls with a 27-wide output around 129-512 rows. So a forward source pads every step to
+# at least a minimum of rows and every pass (sampling, scoring) holds at most FORWARD_CHUNK_ROWS
+# rows: each row then sees batch sizes in one invariant range, alone or among other requests'.
+# The start-up self-test (`model.engine.invariance`) picks the smallest minimum among these that
+# passes on this machine; PAD_MIN_ROWS is what a source pads to before (and if none passes).
+PAD_MIN_ROWS_CANDIDATES = (1, 2, 4, 8, 16)
+PAD_MIN_ROWS = 4
+# Rows a forward-pass model samples or scores at once: the batch-invariant range's top, and a bound
+# on its state (the transformer's key/value cache: 33 KB a row at its 16-character context; 2,000
+# rows at once peaked at +210 MB). Chunks of 256 rows also stay in cache (10,000 GRU names were
+# 1.4-1.7x faster than in 512-row passes, identical bytes).
+FORWARD_CHUNK_ROWS = 256
+# /loss requests of at most this many words to a forward-pass model whose batching is "exact" are
+# scored together with the concurrent others (one word at c=16: one pass instead of 16).
+LOSS_BATCH_MAX_WORDS = 16
 
 # Bytes of first forward steps (the state after '.' + prefix) a forward-pass model keeps: every
 # name of every request with that prefix starts there (one step of about seven saved). A bound by

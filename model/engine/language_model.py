@@ -32,10 +32,11 @@ from model.engine.constraints.language import Language, compile_language
 from model.engine.constraints.planner import ConstrainedSampler, ConstraintReport
 from model.engine.constraints.spec import Constraints
 from model.engine.filters import NameFilter
+from model.engine.invariance import smallest_minimum
 from model.engine.params import Loc, ParameterError, SamplingParams
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
-from model.engine.sources import build_guided_source, build_source
+from model.engine.sources import ForwardSource, build_guided_source, build_source
 from model.families import build_model, count_parameters
 from model.hashing import contains, contains_one, word_hash, word_hashes
 from model.vocab import BOUNDARY, UnknownCharactersError
@@ -153,6 +154,10 @@ class LanguageModel:
         self.constrained = self.constrained_by[0]
         self._languages: dict[tuple[Constraints, str, int], Language] = {}
         self._languages_lock = threading.Lock()
+        # "exact": concurrent plain requests may share a sampling pass and still get their own
+        # bytes (a table always; a forward pass once `check_batching` has measured it); else "off".
+        self.batching = "exact" if self.source.rows_independent else "off"
+        self.min_rows: int | None = None  # the padding the self-test chose (None: none passed)
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", **kwargs: Any) -> LanguageModel:
@@ -196,6 +201,26 @@ class LanguageModel:
         if value not in values:
             raise ParameterError(("condition", key), f"unknown {key} {value!r}; allowed: {', '.join(values)}")
         return 1 + values.index(value)
+
+    def check_batching(self) -> str:
+        """The start-up self-test (`model.engine.invariance`) for a forward-pass model: pads every
+        source to the smallest row minimum under which a row's step is the same bits in every batch
+        size up to the chunk size, and sets `batching` to "exact", or to "off" when none passes.
+        A table is "exact" without a test."""
+        forward = [source for source in self.sources if isinstance(source, ForwardSource)]
+        if forward:
+            self.min_rows = smallest_minimum(forward)
+            self.batching = "exact" if self.min_rows is not None else "off"
+        return self.batching
+
+    def plain_sample_seconds(self, n: int, params: SamplingParams) -> float:
+        """An upper bound on the cost bound's charge for `n` plain names (every row running to
+        `max_length`, and the prefix's score): a request under its budget by this bound never meets
+        it, alone or in a shared pass, so sharing cannot change its answer."""
+        step = self.source.step_seconds
+        prefix = len(params.prefix)
+        drawn = sum(step(prefix + t + 2) for t in range(params.max_length - prefix + 1))
+        return n * drawn + sum(step(t) for t in range(1, prefix + 2))
 
     @property
     def rows_independent(self) -> bool:
@@ -278,6 +303,17 @@ class LanguageModel:
             {"word": self.vocab.decode(word), key: dict(zip(values, row, strict=True))}
             for word, row in zip(ids, posterior.tolist(), strict=True)
         ]
+
+    def condition_of(self, condition_id: int) -> Condition:
+        """The condition whose source index is `condition_id` (the inverse of `condition_id`)."""
+        if not condition_id:
+            return None
+        ((key, values),) = self.conditions.items()
+        return {key: values[condition_id - 1]}
+
+    def encode_words(self, words: list[str]) -> list[list[int]]:
+        """Each word's ids, or one ParameterError naming every bad word by its index."""
+        return self._encode_words(words)
 
     def _encode_words(self, words: list[str]) -> list[list[int]]:
         """Each word's ids, or one ParameterError naming every bad word by its index."""
@@ -606,6 +642,7 @@ class LanguageModel:
             "context": self.context_limit,
             "alphabet": self.vocab.alphabet,
             "conditions": {k: list(v) for k, v in self.conditions.items()} or None,
+            "batching": self.batching,
             "metrics": self.checkpoint.metrics,
             "data": self.checkpoint.data,
             "train_command": self.checkpoint.train_args.get("command"),

@@ -66,12 +66,12 @@ def sample_rows(
     source: NextCharSource, alphabet: str, keys: StreamKeys, prefix: list[int], steps: int, shaping: Shaping
 ) -> Sampled:
     """Draw one name per stream key after `prefix`, with the implementation that suits the size.
-    A forward pass draws at most `knobs.FORWARD_SAMPLING_ROWS` rows at once (its state grows with
+    A forward pass draws at most `knobs.FORWARD_CHUNK_ROWS` rows at once (its state grows with
     the rows: the transformer's key/value cache is 33 KB a row); each row's draws depend only on its
     key, so the passes draw what one would."""
     if isinstance(source, ContextTable) and len(keys.seeds) <= knobs.PYTHON_SAMPLING_MAX_N:
         return sample_rows_python(source, alphabet, keys, prefix, steps, shaping)
-    most = len(keys.seeds) if source.rows_independent else knobs.FORWARD_SAMPLING_ROWS
+    most = len(keys.seeds) if source.rows_independent else knobs.FORWARD_CHUNK_ROWS
     if len(keys.seeds) <= most:
         return sample_rows_vectorised(source, alphabet, keys, prefix, steps, shaping)
     parts = [

@@ -89,6 +89,32 @@ class TorchSteps:
             return self.model.keep(state, torch.from_numpy(rows).to(self.device))
 
 
+class PaddedSteps:
+    """Steps that never run on fewer than `min_rows` rows: a state holds the real rows, then copies
+    of its first row, so every BLAS call sees a batch size in its batch-invariant range (`knobs`).
+    State: (the inner state, the number of real rows)."""
+
+    def __init__(self, inner: Any, min_rows: int = knobs.PAD_MIN_ROWS) -> None:
+        self.inner, self.min_rows = inner, min_rows
+
+    def start(self, rows: int) -> State:
+        return self.inner.start(max(rows, self.min_rows)), rows
+
+    def step(self, state: State, ids: np.ndarray) -> tuple[State, np.ndarray]:
+        inner, rows = state
+        width = max(rows, self.min_rows)
+        if width > len(ids):  # the padding rows read id 0 ('.'): any id would do
+            ids = np.concatenate([ids, np.zeros(width - len(ids), dtype=ids.dtype)])
+        inner, logits = self.inner.step(inner, ids)
+        return (inner, rows), logits[:rows]
+
+    def keep(self, state: State, rows: np.ndarray) -> State:
+        count = len(rows)
+        if count < self.min_rows:
+            rows = np.concatenate([rows, np.zeros(self.min_rows - count, dtype=np.int64)])
+        return self.inner.keep(state[0], rows), count
+
+
 def state_bytes(state: State) -> int:
     """The bytes of the arrays and tensors in a (nested tuple) state."""
     if isinstance(state, tuple | list):
@@ -118,12 +144,24 @@ class ForwardSource(NextCharSource):
         self.vocab_size = model.config.vocab_size
         numpy_steps = model.numpy_steps() if device.type == "cpu" else None
         self.cheap_steps = numpy_steps is not None
-        self.steps = numpy_steps or TorchSteps(model, device)
+        self.torch_steps = numpy_steps is None
+        self.steps = PaddedSteps(numpy_steps or TorchSteps(model, device))
         self.parameters = sum(p.numel() for p in model.parameters())
         # The one-row state after '.' + prefix, per prefix: always computed alone, by the same rule,
         # so a cached start is bit-identical to a fresh one (safe for the seed contract).
         self._starts: dict[tuple[int, ...], State] = {}
         self.start_cache_bytes = 0  # held by `_starts`, at most knobs.START_CACHE_BYTES
+
+    @property
+    def min_rows(self) -> int:
+        """The fewest rows a step runs on (`PaddedSteps`)."""
+        return self.steps.min_rows
+
+    @min_rows.setter
+    def min_rows(self, rows: int) -> None:
+        self.steps.min_rows = rows
+        self._starts.clear()  # computed under the old padding
+        self.start_cache_bytes = 0
 
     def step_seconds(self, position: int) -> float:
         if self.cheap_steps:
@@ -167,6 +205,14 @@ class ForwardSource(NextCharSource):
         return self.steps.keep(state[0], rows), state[1][rows]
 
     def score(self, words: list[list[int]]) -> list[np.ndarray]:
+        """The words in chunks of at most `knobs.FORWARD_CHUNK_ROWS` (each step's batch stays in
+        the batch-invariant range: a word's numbers do not depend on the words scored with it)."""
+        chunk = knobs.FORWARD_CHUNK_ROWS
+        if len(words) <= chunk:
+            return self._score_chunk(words)
+        return [lps for i in range(0, len(words), chunk) for lps in self._score_chunk(words[i : i + chunk])]
+
+    def _score_chunk(self, words: list[list[int]]) -> list[np.ndarray]:
         """All words step by step together, longest first, so each step forwards only the words
         that still have a character (or the end) to predict."""
         order = np.argsort([-len(word) for word in words], kind="stable")
@@ -297,7 +343,8 @@ def build_guided_source(
     """A forward source whose steps are `GuidedSteps` of the two views of one conditional model."""
     source = ForwardSource(conditioned, device)
     if weight:
-        source.steps = GuidedSteps(source.steps, ForwardSource(unconditioned, device).steps, weight)
+        guided = GuidedSteps(source.steps.inner, ForwardSource(unconditioned, device).steps.inner, weight)
+        source.steps = PaddedSteps(guided, source.min_rows)
         source.parameters *= 2  # each step runs the network twice: the cost bound charges both
     return source
 
@@ -310,7 +357,7 @@ def build_source(
     window = model.window
     if window is not None and model.config.vocab_size ** (window + 1) <= max_table_entries:
         return ContextTable(forward, window)
-    if window is None and isinstance(forward.steps, TorchSteps):
+    if window is None and forward.torch_steps:
         # A prefix-reading family stepped through torch (the transformer): float32, 2-4x faster than
         # float64 and half the memory (30 steps of 1,000 rows: 9.5 s -> 2.2 s, measured). Each request
         # is still computed by itself in the same shapes: the same request, the same bytes. Window

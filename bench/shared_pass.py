@@ -1,0 +1,66 @@
+"""In process, what sharing a pass saves (issue 19): 16 lone requests one after the other against
+the same 16 drawn (or scored) in one pass, on each forward-pass model whose self-test passes, with
+one torch/BLAS thread as the server's workers run. Prints medians; checks the bytes agree.
+
+    python -m bench.shared_pass [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from threadpoolctl import threadpool_limits
+
+from bench.processes import ROOT
+from model.engine.language_model import LanguageModel
+from model.engine.params import SamplingParams
+
+MODELS = ["names-gru", "names-transformer", "names-wavenet"]
+WORDS = ["emma", "olivia", "noah", "liam", "ava", "mia", "lucas", "zoe"] * 2
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(model: LanguageModel, repeats: int) -> str:
+    params = SamplingParams()
+    alone = [model.sample(1, params, seed).names for seed in range(16)]
+    if model.batching == "exact":  # "off": a shared pass may change a loss's last bits (not served so)
+        assert model.sample_batch([(1, seed) for seed in range(16)], params) == alone
+    separate = median_seconds(lambda: [model.sample(1, params, seed) for seed in range(16)], repeats)
+    shared = median_seconds(lambda: model.sample_batch([(1, seed) for seed in range(16)], params), repeats)
+    losses_alone = median_seconds(lambda: [model.word_losses([word]) for word in WORDS], repeats)
+    losses_shared = median_seconds(lambda: model.word_losses(WORDS), repeats)
+    many = median_seconds(lambda: model.sample(10_000, params, 1), 3)
+    return (
+        f"{model.name} (batching {model.batching}, min rows {model.min_rows}): 16 lone /sample n=1 "
+        f"{separate * 1e3:.2f} ms one by one, {shared * 1e3:.2f} ms in one pass ({separate / shared:.1f}x); "
+        f"16 one-word /loss {losses_alone * 1e3:.2f} ms vs {losses_shared * 1e3:.2f} ms "
+        f"({losses_alone / losses_shared:.1f}x); 10,000 names {10_000 / many:,.0f} names/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        for name in MODELS:
+            model = LanguageModel.from_checkpoint(ROOT / "weights" / f"{name}.safetensors", device="cpu")
+            model.check_batching()
+            print(measure(model, args.repeats), flush=True)
+
+
+if __name__ == "__main__":
+    main()
