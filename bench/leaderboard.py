@@ -15,6 +15,7 @@ real training names reach against the same test names.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import textwrap
@@ -42,6 +43,7 @@ from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
 from model.training.plots import save_figure
 
+RECIPES_TRIED = ROOT / "bench" / "recipes_tried.json"  # every recipe tried for a default, kept by hand
 NOVELTY_SAMPLE = 2000  # names drawn at temperature 1 for the novel / distinct shares
 SEED = 2026
 
@@ -323,9 +325,35 @@ def render(
     if samples is not None:
         lines += render_quality(rows, samples)
     lines += render_conditions(quality or {}, missing)
+    lines += render_recipes_tried(RECIPES_TRIED)
     lines += ["", "## Training commands", ""]
     lines += [f"- {r['name']}: `{r['command']}`" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def render_recipes_tried(path: Path) -> list[str]:
+    """The recipes tried for a better default, winners and losers, from `path` (kept by hand as
+    runs finish: val only, test is read once for the recipe chosen)."""
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    lines = [
+        "",
+        f"## Recipes tried for the default ({record['what']})",
+        "",
+        *textwrap.wrap(record["note"], 100),
+    ]
+    lines += [
+        "",
+        "| recipe | parameters | cost per character | val | best step | training s | outcome |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in sorted(record["runs"], key=lambda r: r["val"]):
+        lines.append(
+            f"| `{r['command']}` | {r['parameters']:,} | {r['cost']:.2f}x | {r['val']:.4f} "
+            f"| {r['best_step']:,} | {r['seconds']:,.0f} | {r['outcome']} |"
+        )
+    return lines
 
 
 def plot(rows: list[dict], default: str, path: Path, samples: QualityFigures | None = None) -> None:

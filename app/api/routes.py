@@ -166,13 +166,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep, request: Request)
     budget = service.settings.max_work_seconds
     constraints = req.constraints.engine() if req.constraints is not None else None
     if constraints is None or constraints.empty:
-        prefix, probs = await service.runner.run(
-            model,
-            lambda: model.next_char(req.prefix, req.condition),
-            names=1,
-            gone=client_gone(request),
-            budget=budget,
-        )
+        prefix, probs = await service.next_char(model, req.prefix, req.condition, client_gone(request))
         report = None
     else:
         raise_problems(over_limit(("max_length",), "max_length", req.max_length, service.settings.max_length))

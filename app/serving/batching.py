@@ -1,5 +1,5 @@
 """Micro-batching: /sample requests that arrive together share one sampling pass (and short /loss
-requests one scoring pass: `LossBatcher`).
+and /next-char requests to a forward-pass model one scoring pass: `ScoringBatcher`).
 
 A request queues its (n, seed) under its model and `SamplingParams` and waits. The first request
 of a loop turn schedules a flush as a task, which runs once the requests already parsed in this
@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from app.http.metrics import observe_batch
 from app.serving.workers import ModelRunner
 from model.engine import knobs
 from model.engine.cancel import Cancelled
-from model.engine.language_model import Condition, LanguageModel, Sample, WordScore
+from model.engine.language_model import Condition, LanguageModel, NextChar, Sample, WordScore
 from model.engine.params import SamplingParams
 
 BatchKey = tuple[str, SamplingParams]  # model name, params
@@ -210,16 +210,18 @@ class _AllGone:
         return all(event.is_set() for event in self.events)
 
 
-WordJob = tuple[list[str], asyncio.Future, threading.Event | None]  # words, where the scores go, gone
+TextJob = tuple[list[str], asyncio.Future, threading.Event | None]  # texts, where answers go, gone
+Scoring = Literal["loss", "next-char"]
 
 
-class LossBatcher(_Batcher):
-    """Short /loss requests to a model whose batching is "exact" that arrive together are scored in
-    one pass (`LanguageModel.word_losses` over all their words), as `SampleBatcher` draws names:
-    a forward pass's word scores do not depend on the words scored with them once its self-test
-    passed. Each request's words were checked (a bad word answers that request alone, before it
-    queues) and its cost estimated against the budget up front (the route's 422), so the pass's
-    budget is the sum of theirs and never met."""
+class ScoringBatcher(_Batcher):
+    """Short /loss requests and /next-char requests to a forward-pass model whose batching is
+    "exact" that arrive together are computed in one scoring pass (`LanguageModel.word_losses` over
+    all their words, `LanguageModel.next_chars` over all their prefixes), as `SampleBatcher` draws
+    names: a word's scores and a prefix's distribution do not depend on the texts computed with
+    them once the model's self-test passed. Each request's text was checked (a bad one answers that
+    request alone, before it queues) and its cost estimated against the budget up front (the
+    route's 422), so the pass's budget is the sum of theirs and never met."""
 
     async def word_losses(
         self,
@@ -229,28 +231,54 @@ class LossBatcher(_Batcher):
         gone: threading.Event | None = None,
     ) -> list[WordScore]:
         model.encode_words(words)  # a ParameterError naming this request's bad words, before it queues
+        return await self._queued(model, "loss", words, condition, gone)
+
+    async def next_char(
+        self,
+        model: LanguageModel,
+        prefix: str,
+        condition: Condition = None,
+        gone: threading.Event | None = None,
+    ) -> NextChar:
+        model.encode(prefix, "prefix")  # a ParameterError at "prefix", before it queues
+        return (await self._queued(model, "next-char", [prefix], condition, gone))[0]
+
+    async def _queued(
+        self,
+        model: LanguageModel,
+        kind: Scoring,
+        texts: list[str],
+        condition: Condition,
+        gone: threading.Event | None,
+    ) -> list:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.enqueue(model, (model.name, model.condition_id(condition)), (words, future, gone))
+        self.enqueue(model, (model.name, model.condition_id(condition), kind), (texts, future, gone))
         return await future
 
     async def flush(self) -> None:
         ready = self.take()
-        await asyncio.gather(*(self.score(self.models[key[0]], key[1], jobs) for key, jobs in ready.items()))
+        await asyncio.gather(
+            *(self.compute(self.models[key[0]], *key[1:], jobs) for key, jobs in ready.items())
+        )
 
-    async def score(self, model: LanguageModel, condition_id: int, all_jobs: list[WordJob]) -> None:
-        """One pass for the jobs still wanted: each future gets its scores, or all the pass's error."""
+    async def compute(
+        self, model: LanguageModel, condition_id: int, kind: Scoring, all_jobs: list[TextJob]
+    ) -> None:
+        """One pass for the jobs still wanted: each future gets its answers, or all the pass's error."""
         jobs = [job for job in all_jobs if not _gone(job[1], job[2])]
         if not jobs:
             return
-        words = [word for job in jobs for word in job[0]]
+        texts = [text for job in jobs for text in job[0]]
         events = [job[2] for job in jobs]
         gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
         condition = model.condition_of(condition_id)
+        # a prefix costs what scoring it as a word costs: the same steps, '.' first
         budget = 1.001 * sum(model.scoring_seconds(job[0], condition=condition) for job in jobs)
+        work = model.word_losses if kind == "loss" else model.next_chars
         try:
             with self.one_pass(model):
-                scores = await self.runner.run(
-                    model, lambda: model.word_losses(words, condition), words=len(words),
+                answers = await self.runner.run(
+                    model, lambda: work(texts, condition), words=len(texts),
                     gone=gone, budget=budget,  # type: ignore[arg-type]
                 )  # fmt: skip
         except Exception as exc:  # handed to every waiting request, never lost in a task
@@ -261,13 +289,13 @@ class LossBatcher(_Batcher):
         bounds = np.cumsum([0] + [len(job[0]) for job in jobs]).tolist()
         for job, (a, b) in zip(jobs, pairwise(bounds), strict=True):
             if not job[1].done():
-                job[1].set_result(scores[a:b])
+                job[1].set_result(answers[a:b])
 
 
 def _gone(future: asyncio.Future, gone: threading.Event | None) -> bool:
     """Whether the job's client has gone (its future then gets Cancelled, answered 499)."""
     if gone is not None and gone.is_set():
         if not future.done():
-            future.set_exception(Cancelled("the client closed the connection before its words were scored"))
+            future.set_exception(Cancelled("the client closed the connection before its answer was computed"))
         return True
     return False

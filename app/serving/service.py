@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from app.serving.batching import LossBatcher, SampleBatcher
+from app.serving.batching import SampleBatcher, ScoringBatcher
 from app.serving.workers import ModelRunner
 from app.settings import Settings, setting_label
 from model.checkpoint import CheckpointError
@@ -20,7 +20,7 @@ from model.data import REFERENCE_SHA256
 from model.device import resolve_device
 from model.engine import knobs
 from model.engine.constraints.spec import Constraints
-from model.engine.language_model import Condition, LanguageModel, SampleResult, WordScore
+from model.engine.language_model import Condition, LanguageModel, NextChar, SampleResult, WordScore
 from model.engine.params import ParameterError, SamplingParams
 
 log = logging.getLogger("uvicorn.error")
@@ -129,7 +129,7 @@ class Service:
     default_name: str
     runner: ModelRunner
     batcher: SampleBatcher
-    loss_batcher: LossBatcher
+    scoring_batcher: ScoringBatcher
 
     @classmethod
     def start(cls, settings: Settings) -> Service:
@@ -148,7 +148,7 @@ class Service:
                 )  # fmt: skip
         runner = ModelRunner(settings.workers, settings.max_queue)
         default = choose_default(models, settings.default_model)
-        return cls(settings, models, default, runner, SampleBatcher(runner), LossBatcher(runner))
+        return cls(settings, models, default, runner, SampleBatcher(runner), ScoringBatcher(runner))
 
     @property
     def default(self) -> LanguageModel:
@@ -241,6 +241,11 @@ class Service:
             )
         return SampleResult(await self.batcher.sample(model, n, seed, params, gone=gone), complete=True)
 
+    def shares_scoring(self, model: LanguageModel) -> bool:
+        """Whether concurrent scoring requests to `model` share passes: a forward pass whose
+        batching is "exact" (a table's lookups are cheaper than any batching)."""
+        return model.batching == "exact" and not model.rows_independent
+
     async def word_losses(
         self,
         model: LanguageModel,
@@ -249,18 +254,33 @@ class Service:
         gone: threading.Event | None = None,
     ) -> list[WordScore]:
         """Each word's scores: concurrent short requests (at most `knobs.LOSS_BATCH_MAX_WORDS`
-        words) to a forward-pass model whose batching is "exact" share one scoring pass; the rest
-        run by themselves. The caller has checked the cost bound (every request fits it)."""
-        if (
-            model.batching == "exact"
-            and not model.rows_independent
-            and len(words) <= knobs.LOSS_BATCH_MAX_WORDS
-        ):
-            return await self.loss_batcher.word_losses(model, words, condition, gone)
+        words) share one scoring pass (`shares_scoring`); the rest run by themselves. The caller
+        has checked the cost bound (every request fits it)."""
+        if self.shares_scoring(model) and len(words) <= knobs.LOSS_BATCH_MAX_WORDS:
+            return await self.scoring_batcher.word_losses(model, words, condition, gone)
         return await self.runner.run(
             model,
             lambda: model.word_losses(words, condition),
             words=len(words),
+            gone=gone,
+            budget=self.settings.max_work_seconds,
+        )
+
+    async def next_char(
+        self,
+        model: LanguageModel,
+        prefix: str,
+        condition: Condition = None,
+        gone: threading.Event | None = None,
+    ) -> NextChar:
+        """The distribution after `prefix`: concurrent requests share one scoring pass
+        (`shares_scoring`), else it runs by itself."""
+        if self.shares_scoring(model):
+            return await self.scoring_batcher.next_char(model, prefix, condition, gone)
+        return await self.runner.run(
+            model,
+            lambda: model.next_char(prefix, condition),
+            names=1,
             gone=gone,
             budget=self.settings.max_work_seconds,
         )

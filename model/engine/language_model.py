@@ -267,6 +267,24 @@ class LanguageModel:
         probs = np.exp(source.log_probs(source.start(ids))[0])
         return NextChar(self.vocab.decode(ids), probs)
 
+    def next_chars(self, prefixes: list[str], condition: Condition = None) -> list[NextChar]:
+        """`next_char` of each prefix: a forward pass reads the prefixes it has no start state for in
+        one scoring pass (the same bits as alone once its batching is "exact"). Each prefix must
+        have been checked (`encode`)."""
+        source = self.sources[self.condition_id(condition)]
+        ids = [self.encode(prefix, "prefix") for prefix in prefixes]
+        if not isinstance(source, ForwardSource):
+            return [self.next_char(prefix, condition) for prefix in prefixes]
+        fresh = [i for i, prefix_ids in enumerate(ids) if not source.has_start(prefix_ids)]
+        computed = dict(zip(fresh, source.prefix_log_probs([ids[i] for i in fresh]), strict=True))
+        return [
+            NextChar(
+                self.vocab.decode(prefix_ids),
+                np.exp(computed[i] if i in computed else source.log_probs(source.start(prefix_ids))[0]),
+            )
+            for i, prefix_ids in enumerate(ids)
+        ]
+
     def word_losses(self, words: list[str], condition: Condition = None) -> list[WordScore]:
         """Score each word: every character and the end token, each predicted from all previous
         characters within the model's context. Bad words are one ParameterError naming each by its

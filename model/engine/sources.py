@@ -172,6 +172,10 @@ class ForwardSource(NextCharSource):
             per_parameter = knobs.TORCH64_SECONDS_PER_PARAMETER
         return self.parameters * per_parameter * self.model.step_positions(position)
 
+    def has_start(self, prefix: list[int]) -> bool:
+        """Whether the state after '.' + `prefix` is cached (`start` costs nothing for it)."""
+        return tuple(prefix) in self._starts
+
     def start(self, prefix: list[int]) -> State:
         key = tuple(prefix)
         cached = self._starts.get(key)
@@ -207,14 +211,27 @@ class ForwardSource(NextCharSource):
     def score(self, words: list[list[int]]) -> list[np.ndarray]:
         """The words in chunks of at most `knobs.FORWARD_CHUNK_ROWS` (each step's batch stays in
         the batch-invariant range: a word's numbers do not depend on the words scored with it)."""
-        chunk = knobs.FORWARD_CHUNK_ROWS
-        if len(words) <= chunk:
-            return self._score_chunk(words)
-        return [lps for i in range(0, len(words), chunk) for lps in self._score_chunk(words[i : i + chunk])]
+        return [picked for picked, _ in self._chunked(words, finals=False)]
 
-    def _score_chunk(self, words: list[list[int]]) -> list[np.ndarray]:
+    def prefix_log_probs(self, prefixes: list[list[int]]) -> list[np.ndarray]:
+        """For each prefix (ids), log p(next id | '.' + prefix) over the vocabulary: all prefixes in
+        one scoring pass (the next character's distribution is the one that predicts a word's end)."""
+        return [final for _, final in self._chunked(prefixes, finals=True)]
+
+    def _chunked(self, words: list[list[int]], finals: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        chunk = knobs.FORWARD_CHUNK_ROWS
+        return [
+            out
+            for i in range(0, len(words), chunk)
+            for out in self._score_chunk(words[i : i + chunk], finals)
+        ]
+
+    def _score_chunk(
+        self, words: list[list[int]], finals: bool
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """All words step by step together, longest first, so each step forwards only the words
-        that still have a character (or the end) to predict."""
+        that still have a character (or the end) to predict: each word's log p of its characters and
+        end, and (`finals`) its whole last distribution, the one after the word."""
         order = np.argsort([-len(word) for word in words], kind="stable")
         lengths = np.array([len(words[i]) for i in order], dtype=np.int64)
         longest = int(lengths.max(initial=0))
@@ -222,6 +239,7 @@ class ForwardSource(NextCharSource):
         for row, i in enumerate(order):
             rows[row, 1 : lengths[row] + 1] = words[i]
         picked = np.zeros((len(words), longest + 1))
+        last = np.zeros((len(words), self.vocab_size)) if finals else None
         state = self.steps.start(len(words))
         for t in range(longest + 1):
             going = int((lengths >= t).sum())  # rows (a prefix: longest first) with a target at t
@@ -229,10 +247,14 @@ class ForwardSource(NextCharSource):
             if going < len(rows):
                 state, rows = self.steps.keep(state, np.arange(going)), rows[:going]
             state, logits = self.steps.step(state, rows[:, t])
-            picked[:going, t] = log_softmax_rows(logits)[np.arange(going), rows[:, t + 1]]
-        out: list[np.ndarray] = [np.empty(0)] * len(words)
+            log_probs = log_softmax_rows(logits)
+            picked[:going, t] = log_probs[np.arange(going), rows[:, t + 1]]
+            if last is not None:
+                ending = np.flatnonzero(lengths[:going] == t)
+                last[ending] = log_probs[ending]
+        out: list[tuple[np.ndarray, np.ndarray | None]] = [(np.empty(0), None)] * len(words)
         for row, i in enumerate(order):
-            out[i] = picked[row, : lengths[row] + 1]
+            out[i] = (picked[row, : lengths[row] + 1], None if last is None else last[row])
         return out
 
 

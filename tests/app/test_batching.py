@@ -5,10 +5,11 @@ import random
 
 import pytest
 
-from app.serving.batching import LossBatcher, SampleBatcher
+from app.serving.batching import SampleBatcher, ScoringBatcher
 from app.serving.service import Service
 from app.serving.workers import ModelRunner
 from model.engine import knobs
+from model.engine.language_model import LanguageModel
 from model.engine.params import ParameterError, SamplingParams
 
 
@@ -67,7 +68,7 @@ def test_64_concurrent_mixed_seeded_requests_get_the_bytes_they_get_alone(client
     base = client.app.state.service
     runner = ModelRunner(threads=2, max_queue=256)
     service = Service(
-        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), LossBatcher(runner)
+        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
     )
     names = ["names-gru", "names-transformer", "names-wavenet", "names-mlp", "names-gru-gender"]
     models = [service.models[name] for name in names]
@@ -123,7 +124,7 @@ def test_concurrent_short_loss_requests_share_a_pass_and_get_their_own_scores(cl
     base = client.app.state.service
     runner = ModelRunner(threads=2, max_queue=256)
     service = Service(
-        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), LossBatcher(runner)
+        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
     )
     gru, gender = service.models["names-gru"], service.models["names-gru-gender"]
     assert gru.batching == "exact"
@@ -164,6 +165,57 @@ def test_concurrent_short_loss_requests_share_a_pass_and_get_their_own_scores(cl
         assert [(s.word, s.nlls) for s in got] == [(s.word, s.nlls) for s in alone], (model.name, cond, words)
     assert isinstance(results[-1], ParameterError) and results[-1].problems[0][0] == (1,)
     assert max(passes) > 4  # several requests' words in one pass
+
+
+def test_concurrent_next_char_requests_share_a_pass_and_get_their_own_bytes(client):
+    """/next-char requests to a forward-pass model whose batching is exact are read together (fresh
+    prefixes in one pass, cached ones from their start state): each distribution is the bytes of
+    the same request alone, and a bad prefix fails only its own request, at "prefix"."""
+    base = client.app.state.service
+    runner = ModelRunner(threads=2, max_queue=256)
+    service = Service(
+        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
+    )
+    gru, gender = service.models["names-gru"], service.models["names-gru-gender"]
+    assert gru.batching == gender.batching == "exact"
+    rng = random.Random(11)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    requests = [
+        (model, "".join(rng.choice(letters) for _ in range(rng.randint(0, 9))), condition)
+        for model, condition in [(gru, None), (gender, None), (gender, {"gender": "male"})] * 12
+    ]
+    requests.append((gru, "an", None))  # likely cached: read from its start state
+    requests.append((gru, "b2", None))
+    passes = []
+    original = gru.next_chars
+
+    def spy(prefixes, condition=None):
+        passes.append(len(prefixes))
+        return original(prefixes, condition)
+
+    async def together():
+        gru.next_chars = spy
+        try:
+            return await asyncio.gather(
+                *(service.next_char(m, prefix, cond) for m, prefix, cond in requests), return_exceptions=True
+            )
+        finally:
+            del gru.next_chars
+
+    results = asyncio.run(together())
+    alone_models = {}  # a second instance of each model: every answer computed alone, from its own caches
+    for model in (gru, gender):
+        alone_models[model.name] = LanguageModel(model.checkpoint, model.device, name=model.name)
+        alone_models[model.name].check_batching()
+    for (model, prefix, cond), got in zip(requests[:-1], results, strict=False):
+        alone = alone_models[model.name].next_char(prefix, cond)
+        assert got.prefix == alone.prefix and got.probs.tobytes() == alone.probs.tobytes(), (
+            model.name,
+            prefix,
+        )
+        assert got.probs.sum() == pytest.approx(1.0, abs=1e-9)
+    assert isinstance(results[-1], ParameterError) and results[-1].problems[0][0] == ("prefix",)
+    assert max(passes) > 4  # several requests' prefixes in one pass
 
 
 def test_models_say_whether_they_are_batched(client):
