@@ -1,6 +1,7 @@
 """In process, what sharing a pass saves (issue 19): 16 lone requests one after the other against
 the same 16 drawn (or scored) in one pass, on each forward-pass model whose self-test passes, with
-one torch/BLAS thread as the server's workers run. Prints medians; checks the bytes agree.
+one torch/BLAS thread as the server's workers run; and what the padding costs a lone request (the
+same 16 one by one with steps of 1 row, unpadded). Prints medians; checks the bytes agree.
 
     python -m bench.shared_pass [--repeats 15]
 """
@@ -18,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from bench.processes import ROOT
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
+from model.engine.sources import ForwardSource
 
 MODELS = ["names-gru", "names-transformer", "names-wavenet"]
 WORDS = ["emma", "olivia", "noah", "liam", "ava", "mia", "lucas", "zoe"] * 2
@@ -42,12 +44,32 @@ def measure(model: LanguageModel, repeats: int) -> str:
     losses_alone = median_seconds(lambda: [model.word_losses([word]) for word in WORDS], repeats)
     losses_shared = median_seconds(lambda: model.word_losses(WORDS), repeats)
     many = median_seconds(lambda: model.sample(10_000, params, 1), 3)
+    unpadded, unpadded_losses = unpadded_seconds(model, repeats)
     return (
         f"{model.name} (batching {model.batching}, min rows {model.min_rows}): 16 lone /sample n=1 "
         f"{separate * 1e3:.2f} ms one by one, {shared * 1e3:.2f} ms in one pass ({separate / shared:.1f}x); "
         f"16 one-word /loss {losses_alone * 1e3:.2f} ms vs {losses_shared * 1e3:.2f} ms "
-        f"({losses_alone / losses_shared:.1f}x); 10,000 names {10_000 / many:,.0f} names/s"
+        f"({losses_alone / losses_shared:.1f}x); 10,000 names {10_000 / many:,.0f} names/s; "
+        f"unpadded (1 row) one by one: /sample {unpadded * 1e3:.2f} ms ({separate / unpadded:.2f}x padded), "
+        f"/loss {unpadded_losses * 1e3:.2f} ms ({losses_alone / unpadded_losses:.2f}x padded)"
     )
+
+
+def unpadded_seconds(model: LanguageModel, repeats: int) -> tuple[float, float]:
+    """The 16 lone /sample n=1 and one-word /loss requests with every step on 1 row: the cost of a
+    lone request were it not padded (not how it is served)."""
+    sources = [source for source in model.sources if isinstance(source, ForwardSource)]
+    minimum = [source.min_rows for source in sources]
+    for source in sources:
+        source.min_rows = 1
+    try:
+        params = SamplingParams()
+        samples = median_seconds(lambda: [model.sample(1, params, seed) for seed in range(16)], repeats)
+        losses = median_seconds(lambda: [model.word_losses([word]) for word in WORDS], repeats)
+    finally:
+        for source, rows in zip(sources, minimum, strict=True):
+            source.min_rows = rows
+    return samples, losses
 
 
 def main() -> None:

@@ -83,14 +83,16 @@ def test_table_equals_forward_pass_for_every_context(tiny_model):
 
 
 def test_distributions_and_losses_match_the_forward_path(tiny_model, forward_model):
+    """The table (float64, built once) and the forward pass it was built from (stepped in float32,
+    the batch-invariant precision: `build_source`) agree to float32's precision."""
     for prefix in ["", "k", "mazo", "rututu"]:
         np.testing.assert_allclose(
-            tiny_model.next_char(prefix).probs, forward_model.next_char(prefix).probs, atol=1e-9
+            tiny_model.next_char(prefix).probs, forward_model.next_char(prefix).probs, atol=1e-6
         )
     words = ["kamira", "bo", "zezezeze", "a"]
     for fast, plain in zip(tiny_model.word_losses(words), forward_model.word_losses(words), strict=True):
-        assert fast.nlls == pytest.approx(plain.nlls, abs=1e-9)
-        assert fast.probs == pytest.approx(plain.probs, abs=1e-9)
+        assert fast.nlls == pytest.approx(plain.nlls, abs=1e-5)
+        assert fast.probs == pytest.approx(plain.probs, abs=1e-6)
 
 
 @pytest.mark.parametrize(
