@@ -275,10 +275,12 @@ class ScoringBatcher(_Batcher):
         # a prefix costs what scoring it as a word costs: the same steps, '.' first
         budget = 1.001 * sum(model.scoring_seconds(job[0], condition=condition) for job in jobs)
         work = model.word_losses if kind == "loss" else model.next_chars
+        # prefixes with a cached start state cost nothing: such a pass runs inline
+        count = len(texts) if kind == "loss" else model.uncached_prefixes(texts, condition)
         try:
             with self.one_pass(model):
                 answers = await self.runner.run(
-                    model, lambda: work(texts, condition), words=len(texts),
+                    model, lambda: work(texts, condition), words=count,
                     gone=gone, budget=budget,  # type: ignore[arg-type]
                 )  # fmt: skip
         except Exception as exc:  # handed to every waiting request, never lost in a task

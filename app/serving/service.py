@@ -273,9 +273,10 @@ class Service:
         condition: Condition = None,
         gone: threading.Event | None = None,
     ) -> NextChar:
-        """The distribution after `prefix`: concurrent requests share one scoring pass
-        (`shares_scoring`), else it runs by itself."""
-        if self.shares_scoring(model):
+        """The distribution after `prefix`: concurrent requests whose prefix must be read through
+        the network share one scoring pass (`shares_scoring`); the rest (a cached start state, a
+        table) are answered at once, by themselves."""
+        if self.shares_scoring(model) and model.uncached_prefixes([prefix], condition):
             return await self.scoring_batcher.next_char(model, prefix, condition, gone)
         return await self.runner.run(
             model,

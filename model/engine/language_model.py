@@ -267,6 +267,14 @@ class LanguageModel:
         probs = np.exp(source.log_probs(source.start(ids))[0])
         return NextChar(self.vocab.decode(ids), probs)
 
+    def uncached_prefixes(self, prefixes: list[str], condition: Condition = None) -> int:
+        """How many of `prefixes` `next_chars` would read through the network (the others' start
+        states are cached; a table reads none): the work it costs, for `is_quick`."""
+        source = self.sources[self.condition_id(condition)]
+        if not isinstance(source, ForwardSource):
+            return 0
+        return sum(not source.has_start(self.encode(prefix, "prefix")) for prefix in prefixes)
+
     def next_chars(self, prefixes: list[str], condition: Condition = None) -> list[NextChar]:
         """`next_char` of each prefix: a forward pass reads the prefixes it has no start state for in
         one scoring pass (the same bits as alone once its batching is "exact"). Each prefix must
