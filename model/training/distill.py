@@ -125,6 +125,12 @@ def teachers_provenance(teachers: list[Teacher], paths: list[Path], val_loss: fl
                 "config": t.checkpoint.config,
                 "command": t.checkpoint.train_args.get("command"),
                 "val_loss": t.checkpoint.metrics.get("val_loss"),
+                # a distilled teacher's own teachers, so the whole chain can be retrained
+                **(
+                    {"teachers": t.checkpoint.train_args["teachers"]}
+                    if "teachers" in t.checkpoint.train_args
+                    else {}
+                ),
             }
             for t, path in zip(teachers, paths, strict=True)
         ],

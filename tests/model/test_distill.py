@@ -122,6 +122,22 @@ def test_the_student_records_its_teachers_sha256_and_commands(small_word_file: P
     expected = ensemble_loss(models, Sequences.of(val, student.vocab))
     assert recorded["ensemble_val_loss"] == pytest.approx(expected, rel=1e-6)
 
+    grand = tmp_path / "grand.safetensors"  # a distilled teacher brings its own teachers along
+    args = [
+        *STUDENT,
+        "--data",
+        str(small_word_file),
+        "--out",
+        str(grand),
+        "--teachers",
+        str(out),
+        "--distill-weight",
+        "1",
+    ]
+    assert train.main(args) == 0
+    assert load_checkpoint(grand).train_args["teachers"]["models"][0]["teachers"] == recorded
+    assert "teachers" not in recorded["models"][0]
+
     plain = tmp_path / "plain.safetensors"  # the same student without teachers learns other weights
     assert train.main([*STUDENT, "--data", str(small_word_file), "--out", str(plain)]) == 0
     assert "teachers" not in load_checkpoint(plain).train_args
