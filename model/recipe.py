@@ -21,6 +21,9 @@ class Recipe:
     recipe); `adamw` decays it from `lr` to `lr_after` along a cosine over all steps.
     `examples` says what a batch holds: context windows, whole names ('.' + name -> name + '.'),
     or nothing at all (`counts`: the bigram is counted, not optimised).
+    `ema` > 0 keeps an exponential moving average of the parameters (decay `ema` per step), which
+    val, `keep_best` and the saved weights use. `distill_weight` A > 0 (with teachers, given to the
+    training run) trains on (1 - A) CE(targets) + A soft cross-entropy to the teachers' probabilities.
     """
 
     examples: Examples = "windows"
@@ -34,6 +37,8 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.99)
     eval_every: int = 10_000
     keep_best: bool = True  # keep the weights of the best val evaluation, not the last step's
+    ema: float = 0.0  # decay of the parameters' moving average per step; 0: none
+    distill_weight: float = 0.0  # share A of the loss that is the teachers' soft targets; 0: none
     seed: int = 1337
     split_seed: int = 42
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -57,6 +62,10 @@ class Recipe:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.decay_at <= 1:
             raise ValueError(f"decay_at must be in [0, 1], got {self.decay_at}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-9:
             raise ValueError(f"split must be three non-negative fractions summing to 1, got {self.split}")
 

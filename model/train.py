@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from model.checkpoint import save_checkpoint
+from model.checkpoint import CheckpointError, save_checkpoint
 from model.data import (
     REFERENCE_URL,
     WordListError,
@@ -61,6 +61,10 @@ HELP = {
     "weight_decay": "AdamW weight decay (0: none)",
     "eval_every": "steps between val evaluations (the best val weights are kept when --keep-best)",
     "keep_best": "keep the weights with the best val loss, not the last",
+    "ema": "decay per step of the parameters' moving average, which val, --keep-best and the saved "
+    "weights use (e.g. 0.999; 0: none)",
+    "distill_weight": "share A of the loss taken from the --teachers: (1 - A) CE(targets) + "
+    "A soft cross-entropy to their averaged next-character probabilities (0: none)",
     "seed": "seed of the initial weights and the batch order",
     "split_seed": "seed of the shuffle before the train/val/test split by word",
     "split": "train, val and test shares of the word list",
@@ -75,6 +79,8 @@ RECIPE_FLAGS = (
     "weight_decay",
     "eval_every",
     "keep_best",
+    "ema",
+    "distill_weight",
     "seed",
     "split_seed",
     "split",
@@ -135,6 +141,14 @@ def build_parser(family: Family) -> argparse.ArgumentParser:
         help="torch threads (on a busy 2-core machine 2 threads ran 16-25x slower than 1)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--teachers",
+        type=lambda text: [Path(part) for part in text.split(",") if part],
+        default=[],
+        metavar="PATH[,PATH...]",
+        help="checkpoints trained on the same word list and split whose averaged next-character "
+        "probabilities the model also learns from (with --distill-weight; recorded with their sha256)",
+    )
     words = p.add_argument_group(
         "word list",
         "The alphabet is every character the words use (printed before training, with a warning for "
@@ -183,6 +197,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Famil
         parser.error(str(exc))
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    if bool(args.teachers) != (recipe.distill_weight > 0):
+        parser.error("--teachers and --distill-weight above 0 go together")
+    if args.teachers and recipe.examples != "sequences":
+        parser.error(f"--teachers needs a family trained on whole names; {family.kind} is not")
     return args, family, config_values, recipe
 
 
@@ -246,9 +264,22 @@ def _run(
         except LabelSourceError as exc:
             sys.exit(str(exc))
         print(f"labels: {table_path} (sha256 {labels.sha256})", file=sys.stderr)
-    trained = train_model(
-        family, config_values, recipe, data, device, train_args, not args.no_progress, labels
-    )
+    try:
+        trained = train_model(
+            family,
+            config_values,
+            recipe,
+            data,
+            device,
+            train_args,
+            not args.no_progress,
+            labels,
+            args.teachers,
+        )
+    except CheckpointError as exc:  # a teacher that cannot be loaded
+        sys.exit(str(exc))
+    except ValueError as exc:  # e.g. a teacher trained on another word list or split
+        sys.exit(f"cannot train: {exc}")
     png = args.out.with_suffix(".png")
     title = f"{args.out.stem}: {family.kind} {trained.checkpoint.config}"
     if len(trained.history.step_losses):

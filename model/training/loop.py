@@ -1,7 +1,9 @@
 """The training loop: minibatches, the recipe's optimiser and schedule, periodic val, progress.
 
 SGD steps the parameters in place with one foreach call (the seed's reference run, reproduced
-exactly); AdamW uses torch's implementation. With `recipe.keep_best` the weights of the best val
+exactly); AdamW uses torch's implementation. With `recipe.ema` the parameters' moving average
+(`model.training.averaging`) is updated after every step, and val, `keep_best` and the weights the
+model ends with are the averaged ones. With `recipe.keep_best` the weights of the best val
 evaluation are restored at the end.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +19,7 @@ from tqdm import tqdm
 
 from model.families import CharModel
 from model.recipe import Recipe
+from model.training.averaging import WeightAverage
 from model.training.examples import Examples, evaluate
 
 
@@ -69,6 +73,7 @@ def train_loop(
     blocks: list[torch.Tensor] = []  # every 1,000 steps the block is stacked into one tensor
     history = History(torch.empty(0))
     optimiser = _Optimiser(model, recipe)
+    average = WeightAverage(model, recipe.ema) if recipe.ema > 0 else None
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     started = time.perf_counter()
     eval_seconds = 0.0
@@ -78,6 +83,8 @@ def train_loop(
         ix = torch.randint(0, train.rows, (recipe.batch_size,), generator=generator, device=device)
         loss = train.batch_loss(model, ix)
         optimiser.step(loss, step)
+        if average is not None:
+            average.update()
         losses.append(loss.detach())
         done = step + 1
         if len(losses) == 1000 or done == recipe.steps:
@@ -86,11 +93,12 @@ def train_loop(
         if val is not None and (done % recipe.eval_every == 0 or done == recipe.steps):
             eval_started = time.perf_counter()
             history.val_seconds.append(eval_started - started - eval_seconds)
-            val_loss = evaluate(model, val)
-            history.val_points.append((done, val_loss))
-            if recipe.keep_best and (best is None or val_loss < best[0]):
-                best = (val_loss, copy.deepcopy(model.state_dict()))
-                history.best_step = done
+            with average.applied() if average is not None else nullcontext():
+                val_loss = evaluate(model, val)
+                history.val_points.append((done, val_loss))
+                if recipe.keep_best and (best is None or val_loss < best[0]):
+                    best = (val_loss, copy.deepcopy(model.state_dict()))
+                    history.best_step = done
             eval_seconds += time.perf_counter() - eval_started
         if progress and (done % 100 == 0 or done == recipe.steps):
             postfix = {"loss": f"{torch.stack(losses or [loss.detach()]).mean():.4f}"}
@@ -101,6 +109,8 @@ def train_loop(
     bar.close()
     if best is not None:
         model.load_state_dict(best[1])
+    elif average is not None:
+        average.copy_to_model()
     model.eval()
     history.step_losses = torch.cat(blocks).cpu() if blocks else torch.empty(0)
     history.wall_seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """One training run from a word list to a checkpoint: split, examples, loop, metrics, provenance.
 
 The test split is evaluated once, at the end, after every choice (including which weights to
-keep) was made on val.
+keep) was made on val. With teachers (`model.training.distill`) the training names carry the
+teachers' averaged probabilities and the checkpoint records the teachers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from model.data import Splits, file_sha256, split_words
 from model.families import CharModel, Family, FamilyConfig, count_parameters
 from model.labels import LabelTable
 from model.recipe import Recipe
+from model.training.distill import DistilledSequences, ensemble_loss, load_teachers, teachers_provenance
 from model.training.examples import Examples, LabelledSequences, Sequences, Windows, evaluate
 from model.training.loop import History, train_loop
 from model.vocab import Vocab
@@ -103,9 +105,23 @@ def train_model(
     train_args: dict[str, Any],
     progress: bool = True,
     labels: LabelTable | None = None,
+    teachers: list[Path] | None = None,
 ) -> TrainedModel:
+    """Train a `family` model on `data` by `recipe`; with `teachers` (and `recipe.distill_weight`)
+    the loss also follows the teachers' averaged probabilities."""
+    if bool(teachers) != (recipe.distill_weight > 0):
+        raise ValueError("teachers and a distill_weight above 0 go together")
     vocab = Vocab.from_words(data.words)
     splits = split_words(data.words, recipe.split_seed, recipe.split)
+    data_info = {
+        "source": data.source,
+        "sha256": file_sha256(data.path),
+        "word_count": len(data.words),
+        "split_seed": recipe.split_seed,
+        "split_fractions": list(recipe.split),
+        "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        **data.cleaning,
+    }
     config: FamilyConfig = family.config(vocab_size=vocab.size, **config_values)
     torch.manual_seed(recipe.seed)
     model = family.build(config, generator=torch.Generator().manual_seed(recipe.seed)).to(device)
@@ -120,6 +136,15 @@ def train_model(
         f"alphabet {vocab.size}, {count_parameters(model)} parameters, device {device}",
         file=sys.stderr,
     )
+    if teachers:
+        train, val = examples["train"], examples["val"]
+        if not (isinstance(train, Sequences) and isinstance(val, Sequences)) or model.conditions:
+            raise ValueError("distillation trains an unconditional model on whole names (sequences)")
+        loaded = load_teachers(teachers, vocab, data_info, device)
+        val_loss = ensemble_loss([t.model for t in loaded], val)
+        examples["train"] = DistilledSequences.of_teachers(train, loaded, recipe.distill_weight)
+        train_args = {**train_args, "teachers": teachers_provenance(loaded, teachers, val_loss)}
+        print(f"{len(loaded)} teachers: ensemble val {val_loss:.4f}", file=sys.stderr)
     if recipe.examples == "counts":
         history = _fit_counts(model, examples["train"])
     else:
@@ -147,16 +172,7 @@ def train_model(
         state_dict=model.state_dict(),
         known_word_hashes=known_word_hashes(data.words),
         metrics=metrics,
-        data={
-            "source": data.source,
-            "sha256": file_sha256(data.path),
-            "word_count": len(data.words),
-            "split_seed": recipe.split_seed,
-            "split_fractions": list(recipe.split),
-            "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-            **data.cleaning,
-            **({"labels": label_data} if label_data else {}),
-        },
+        data={**data_info, **({"labels": label_data} if label_data else {})},
         train_args=train_args,
     )
     return TrainedModel(model, checkpoint, history)
