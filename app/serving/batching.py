@@ -48,6 +48,7 @@ BatchKey = tuple[str, SamplingParams]  # model name, params
 Job = tuple[int, int | None, asyncio.Future, threading.Event | None]  # n, seed, where the names go, gone
 
 INLINE_WINDOW = 0.02  # seconds: the loop draws at most knobs.INLINE_MAX_NAMES names in each
+SETTLE_TURNS = 4  # loop turns a flush waits, at most, for the rest of a burst of requests
 MAX_BATCH_NAMES = 4096  # names drawn in one pass at most (a request asks for at most 1000)
 
 
@@ -87,6 +88,20 @@ class _Batcher(ABC):
     @abstractmethod
     async def flush(self) -> None:
         """Start a pass for every key `take` allows."""
+
+    async def settled(self) -> dict[Any, list]:
+        """`take`, once a loop turn adds no job (at most `SETTLE_TURNS` turns): the requests read in
+        one burst of socket reads reach the batcher a turn or two after the first (each handler
+        runs as its own task, queued behind the flush), so waiting for them makes one pass of the
+        burst instead of a pass for the first request and another for the rest."""
+        count = -1
+        for _ in range(SETTLE_TURNS):
+            now = sum(len(jobs) for jobs in self.pending.values())
+            if now == count:
+                break
+            count = now
+            await asyncio.sleep(0)
+        return self.take()
 
     def take(self) -> dict[Any, list]:
         """The pending jobs whose model may start a pass now; the others stay pending until one of
@@ -132,7 +147,7 @@ class SampleBatcher(_Batcher):
 
     async def flush(self) -> None:
         off_loop = []
-        for (name, params), all_jobs in self.take().items():
+        for (name, params), all_jobs in (await self.settled()).items():
             model = self.models[name]
             wanted = _still_wanted(all_jobs)
             most = MAX_BATCH_NAMES
@@ -256,7 +271,7 @@ class ScoringBatcher(_Batcher):
         return await future
 
     async def flush(self) -> None:
-        ready = self.take()
+        ready = await self.settled()
         await asyncio.gather(
             *(self.compute(self.models[key[0]], *key[1:], jobs) for key, jobs in ready.items())
         )

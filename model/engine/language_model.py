@@ -276,21 +276,25 @@ class LanguageModel:
         return sum(not source.has_start(self.encode(prefix, "prefix")) for prefix in prefixes)
 
     def next_chars(self, prefixes: list[str], condition: Condition = None) -> list[NextChar]:
-        """`next_char` of each prefix: a forward pass reads the prefixes it has no start state for in
-        one scoring pass (the same bits as alone once its batching is "exact"). Each prefix must
-        have been checked (`encode`)."""
+        """`next_char` of each prefix. A forward pass reads the distinct prefixes it has no start
+        state for in one scoring pass (the same bits as alone once its batching is "exact"); a lone
+        one through `start`, which caches it for the next request. Each prefix must have been
+        checked (`encode`)."""
         source = self.sources[self.condition_id(condition)]
-        ids = [self.encode(prefix, "prefix") for prefix in prefixes]
         if not isinstance(source, ForwardSource):
             return [self.next_char(prefix, condition) for prefix in prefixes]
-        fresh = [i for i, prefix_ids in enumerate(ids) if not source.has_start(prefix_ids)]
-        computed = dict(zip(fresh, source.prefix_log_probs([ids[i] for i in fresh]), strict=True))
+        ids = [tuple(self.encode(prefix, "prefix")) for prefix in prefixes]
+        fresh = list(dict.fromkeys(key for key in ids if not source.has_start(list(key))))
+        if len(fresh) > 1:
+            read = dict(zip(fresh, source.prefix_log_probs([list(key) for key in fresh]), strict=True))
+        else:
+            read = {}
         return [
             NextChar(
-                self.vocab.decode(prefix_ids),
-                np.exp(computed[i] if i in computed else source.log_probs(source.start(prefix_ids))[0]),
+                self.vocab.decode(list(key)),
+                np.exp(read[key] if key in read else source.log_probs(source.start(list(key)))[0]),
             )
-            for i, prefix_ids in enumerate(ids)
+            for key in ids
         ]
 
     def word_losses(self, words: list[str], condition: Condition = None) -> list[WordScore]:
