@@ -140,7 +140,8 @@ class Service:
         models = load_models(settings)
         for name, model in models.items():  # the batch-invariance self-test (model.engine.invariance)
             if model.check_batching() == "exact":
-                log.info("model %s: batching exact (rows padded to at least %s)", name, model.min_rows)
+                how = f"rows padded to at least {model.min_rows}" if model.min_rows else "a table"
+                log.info("model %s: batching exact (%s)", name, how)
             else:
                 log.warning(
                     "model %s: batching off: no row minimum gives batch-invariant steps on this "
