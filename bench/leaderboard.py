@@ -341,7 +341,7 @@ def render_recipes_tried(path: Path) -> list[str]:
         "",
         f"## Recipes tried for the default ({record['what']})",
         "",
-        *textwrap.wrap(record["note"], 100),
+        *textwrap.wrap(record["note"], 100, break_on_hyphens=False, break_long_words=False),
     ]
     lines += [
         "",
