@@ -325,18 +325,21 @@ def render(
     if samples is not None:
         lines += render_quality(rows, samples)
     lines += render_conditions(quality or {}, missing)
-    lines += render_recipes_tried(RECIPES_TRIED)
+    lines += render_recipes_tried(RECIPES_TRIED, {r["name"] for r in rows})
     lines += ["", "## Training commands", ""]
     lines += [f"- {r['name']}: `{r['command']}`" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def render_recipes_tried(path: Path) -> list[str]:
+def render_recipes_tried(path: Path, models: set[str]) -> list[str]:
     """The recipes tried for a better default, winners and losers, from `path` (kept by hand as
-    runs finish: val only, test is read once for the recipe chosen)."""
+    runs finish: val only, test is read once for the recipe chosen); nothing when the model they
+    led to is not among `models` (a leaderboard of other checkpoints)."""
     if not path.exists():
         return []
     record = json.loads(path.read_text())
+    if record["model"] not in models:
+        return []
     lines = [
         "",
         f"## Recipes tried for the default ({record['what']})",
