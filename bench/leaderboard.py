@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from app.serving.service import choose_default, load_models
 from app.settings import Settings
 from bench import quality as sample_quality
 from bench.processes import ROOT
+from bench.timing import median_seconds
 from model.atomic import write_atomically
 from model.condition_quality import GenderQuality
 from model.condition_quality import measure as measure_condition
@@ -46,16 +45,6 @@ from model.training.plots import save_figure
 RECIPES_TRIED = ROOT / "bench" / "recipes_tried.json"  # every recipe tried for a default, kept by hand
 NOVELTY_SAMPLE = 2000  # names drawn at temperature 1 for the novel / distinct shares
 SEED = 2026
-
-
-def _median_seconds(work, repeats: int) -> float:
-    work()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(model: LanguageModel, repeats: int, bulk: int) -> dict:
@@ -75,9 +64,9 @@ def measure(model: LanguageModel, repeats: int, bulk: int) -> dict:
         "steps": metrics.get("steps"),
         "wall_seconds": metrics.get("wall_seconds"),
         "steps_per_second": metrics.get("steps_per_second"),
-        "one_name_ms": 1e3 * _median_seconds(lambda: model.sample(1, params, 1), 20 * repeats),
-        "hundred_names_ms": 1e3 * _median_seconds(lambda: model.sample(100, params, 1), 2 * repeats),
-        "bulk_names_per_s": bulk / _median_seconds(lambda: model.sample(bulk, params, 1), repeats),
+        "one_name_ms": 1e3 * median_seconds(lambda: model.sample(1, params, 1), 20 * repeats),
+        "hundred_names_ms": 1e3 * median_seconds(lambda: model.sample(100, params, 1), 2 * repeats),
+        "bulk_names_per_s": bulk / median_seconds(lambda: model.sample(bulk, params, 1), repeats),
         "novel_share": sum(s.novel for s in drawn) / len(drawn),
         "distinct_share": len({s.name for s in drawn}) / len(drawn),
         "samples": [s.name for s in showcase],

@@ -9,29 +9,18 @@ same 16 one by one with steps of 1 row, unpadded). Prints medians; checks the by
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from threadpoolctl import threadpool_limits
 
 from bench.processes import ROOT
+from bench.timing import median_seconds
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
 from model.engine.sources import ForwardSource
 
 MODELS = ["names-gru", "names-transformer", "names-wavenet"]
 WORDS = ["emma", "olivia", "noah", "liam", "ava", "mia", "lucas", "zoe"] * 2
-
-
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def measure(model: LanguageModel, repeats: int) -> str:

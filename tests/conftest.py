@@ -178,6 +178,15 @@ class RunningServer:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def mentions(self, text: str, timeout: float = 5.0) -> bool:
+        """Whether the server's output says `text` within `timeout` seconds (logs arrive late)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return True
+            time.sleep(0.1)
+        return False
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

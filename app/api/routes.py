@@ -163,7 +163,6 @@ async def next_char(req: NextCharRequest, service: ServiceDep, request: Request)
     raise_problems(over_limit(("prefix",), "the prefix length", len(req.prefix), service.settings.max_length))
     model = service.model(req.model)
     service.check_condition(model, req.condition)
-    budget = service.settings.max_work_seconds
     constraints = req.constraints.engine() if req.constraints is not None else None
     if constraints is None or constraints.empty:
         prefix, probs = await service.next_char(model, req.prefix, req.condition, client_gone(request))
@@ -176,7 +175,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep, request: Request)
             lambda: model.conditional_next_char(params, constraints, req.seed, req.condition),
             names=model.constraint_budget,
             gone=client_gone(request),
-            budget=budget,
+            budget=service.settings.max_work_seconds,
         )
         prefix = params.prefix
     ranked = sorted(zip(model.vocab.alphabet, probs.tolist(), strict=True), key=lambda cp: -cp[1])

@@ -31,7 +31,7 @@ import math
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 from typing import Any, Literal
@@ -117,6 +117,32 @@ class _Batcher(ABC):
                 ready[key] = jobs
         return ready
 
+    async def run_pass(
+        self,
+        model: LanguageModel,
+        jobs: list,
+        work: Callable[[], list],
+        shares: Callable[[list], list],
+        **run: Any,
+    ) -> None:
+        """`work()` as one pass of `model` for `jobs` (each ending in its future and its `gone`
+        event) through the runner (`run`: its names/words, inline, budget): each future gets its
+        share of the answers (`shares`), or every future the pass's error. The pass is dropped only
+        when every client has gone."""
+        events = [job[-1] for job in jobs]
+        gone = _AllGone(events) if all(e is not None for e in events) else None
+        try:
+            with self.one_pass(model):
+                answers = await self.runner.run(model, work, gone=gone, **run)  # type: ignore[arg-type]
+        except Exception as exc:  # handed to every waiting request, never lost in a task
+            for job in jobs:
+                if not job[-2].done():
+                    job[-2].set_exception(exc)
+            return
+        for job, share in zip(jobs, shares(answers), strict=True):
+            if not job[-2].done():
+                job[-2].set_result(share)
+
     @contextmanager
     def one_pass(self, model: LanguageModel) -> Iterator[None]:
         """Counts a pass of `model` in flight; when it ends, the jobs it held back are flushed."""
@@ -177,8 +203,6 @@ class SampleBatcher(_Batcher):
     async def draw(self, model: LanguageModel, params: SamplingParams, jobs: list[Job], inline: bool) -> None:
         """One pass for `jobs`: each future gets its names, or every future the pass's error."""
         requests = [(job[0], job[1]) for job in jobs]
-        events = [job[3] for job in jobs]
-        gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
         # A forward pass's cost bound: each request was admitted under its own bound
         # (`LanguageModel.plain_sample_seconds`), so the pass's is their sum (never met).
         budget = (
@@ -186,30 +210,28 @@ class SampleBatcher(_Batcher):
             if model.rows_independent
             else 1.001 * sum(model.plain_sample_seconds(n, params) for n, _ in requests)
         )
-        try:
-            with self.one_pass(model):
-                results = await self.runner.run(
-                    model, lambda: model.sample_batch(requests, params), names=sum(n for n, _ in requests),
-                    inline=inline, gone=gone, budget=budget,  # type: ignore[arg-type]
-                )  # fmt: skip
-        except Exception as exc:  # handed to every waiting request, never lost in a task
-            for job in jobs:
-                if not job[2].done():
-                    job[2].set_exception(exc)
-            return
-        for (_, _, future, _), samples in zip(jobs, results, strict=True):
-            if not future.done():
-                future.set_result(samples)
+        names = sum(n for n, _ in requests)
+        await self.run_pass(
+            model,
+            jobs,
+            lambda: model.sample_batch(requests, params),
+            list,
+            names=names,
+            inline=inline,
+            budget=budget,
+        )
 
 
-def _still_wanted(jobs: list[Job]) -> list[Job]:
-    """The jobs whose client is still there; the others' futures get Cancelled (answered 499)."""
+def _still_wanted(jobs: list) -> list:
+    """The jobs (each ending in its future and its `gone` event) whose client is still there; the
+    others' futures get Cancelled (answered 499)."""
     wanted = []
     for job in jobs:
-        if job[3] is not None and job[3].is_set():
-            if not job[2].done():
-                job[2].set_exception(
-                    Cancelled("the client closed the connection before its names were drawn")
+        future, gone = job[-2], job[-1]
+        if gone is not None and gone.is_set():
+            if not future.done():
+                future.set_exception(
+                    Cancelled("the client closed the connection before its answer was computed")
                 )
         else:
             wanted.append(job)
@@ -281,39 +303,19 @@ class ScoringBatcher(_Batcher):
         self, model: LanguageModel, condition_id: int, kind: Scoring, all_jobs: list[TextJob]
     ) -> None:
         """One pass for the jobs still wanted: each future gets its answers, or all the pass's error."""
-        jobs = [job for job in all_jobs if not _gone(job[1], job[2])]
+        jobs = _still_wanted(all_jobs)
         if not jobs:
             return
         texts = [text for job in jobs for text in job[0]]
-        events = [job[2] for job in jobs]
-        gone = _AllGone(events) if all(e is not None for e in events) else None  # type: ignore[arg-type]
         condition = model.condition_of(condition_id)
         # a prefix costs what scoring it as a word costs: the same steps, '.' first
         budget = 1.001 * sum(model.scoring_seconds(job[0], condition=condition) for job in jobs)
         work = model.word_losses if kind == "loss" else model.next_chars
         # prefixes with a cached start state cost nothing: such a pass runs inline
         count = len(texts) if kind == "loss" else model.uncached_prefixes(texts, condition)
-        try:
-            with self.one_pass(model):
-                answers = await self.runner.run(
-                    model, lambda: work(texts, condition), words=count,
-                    gone=gone, budget=budget,  # type: ignore[arg-type]
-                )  # fmt: skip
-        except Exception as exc:  # handed to every waiting request, never lost in a task
-            for job in jobs:
-                if not job[1].done():
-                    job[1].set_exception(exc)
-            return
         bounds = np.cumsum([0] + [len(job[0]) for job in jobs]).tolist()
-        for job, (a, b) in zip(jobs, pairwise(bounds), strict=True):
-            if not job[1].done():
-                job[1].set_result(answers[a:b])
 
+        def shares(answers: list) -> list:
+            return [answers[a:b] for a, b in pairwise(bounds)]
 
-def _gone(future: asyncio.Future, gone: threading.Event | None) -> bool:
-    """Whether the job's client has gone (its future then gets Cancelled, answered 499)."""
-    if gone is not None and gone.is_set():
-        if not future.done():
-            future.set_exception(Cancelled("the client closed the connection before its answer was computed"))
-        return True
-    return False
+        await self.run_pass(model, jobs, lambda: work(texts, condition), shares, words=count, budget=budget)

@@ -302,7 +302,7 @@ class LanguageModel:
         characters within the model's context. Bad words are one ParameterError naming each by its
         index in `words`."""
         source = self.sources[self.condition_id(condition)]
-        ids = self._encode_words(words)
+        ids = self.encode_words(words)
         scores = []
         for word_ids, lps in zip(ids, source.score(ids), strict=True):
             lps = lps.tolist()
@@ -317,7 +317,7 @@ class LanguageModel:
         values of the same."""
         if not self.conditions:
             raise ParameterError("model", f"model {self.name!r} is not conditional: it cannot classify")
-        ids = self._encode_words(words)
+        ids = self.encode_words(words)
         ((key, values),) = self.conditions.items()
         log_joint = np.stack(
             [
@@ -342,10 +342,6 @@ class LanguageModel:
         return {key: values[condition_id - 1]}
 
     def encode_words(self, words: list[str]) -> list[list[int]]:
-        """Each word's ids, or one ParameterError naming every bad word by its index."""
-        return self._encode_words(words)
-
-    def _encode_words(self, words: list[str]) -> list[list[int]]:
         """Each word's ids, or one ParameterError naming every bad word by its index."""
         ids, problems = [], []
         for i, word in enumerate(words):

@@ -13,6 +13,15 @@ from model.engine.language_model import LanguageModel
 from model.engine.params import ParameterError, SamplingParams
 
 
+def fresh_service(base: Service) -> Service:
+    """The app's models behind new batchers and a new runner (2 workers, 256 queued): no state
+    shared with other tests' requests."""
+    runner = ModelRunner(threads=2, max_queue=256)
+    return Service(
+        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
+    )
+
+
 @pytest.mark.parametrize("inline_max_names", [10_000, 0])  # drawn on the loop / on a worker
 def test_concurrent_requests_are_batched_and_each_gets_its_own_names(
     tiny_model, inline_max_names, monkeypatch
@@ -65,11 +74,7 @@ def test_64_concurrent_mixed_seeded_requests_get_the_bytes_they_get_alone(client
     """Issue 19: concurrent plain requests to every committed model (forward passes batched once
     their self-test passed), mixed sizes, prefixes and shaping, each exactly its lone answer; the
     forward-pass models that pass really share passes."""
-    base = client.app.state.service
-    runner = ModelRunner(threads=2, max_queue=256)
-    service = Service(
-        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
-    )
+    service = fresh_service(client.app.state.service)
     names = ["names-gru", "names-transformer", "names-wavenet", "names-mlp", "names-gru-gender"]
     models = [service.models[name] for name in names]
     rng = random.Random(19)
@@ -117,11 +122,7 @@ def test_64_concurrent_mixed_seeded_requests_get_the_bytes_they_get_alone(client
 def test_concurrent_short_loss_requests_share_a_pass_and_get_their_own_scores(client):
     """Short /loss requests to a forward-pass model whose batching is exact are scored together:
     each gets the bytes it gets alone, and a bad word fails only its own request, by its index."""
-    base = client.app.state.service
-    runner = ModelRunner(threads=2, max_queue=256)
-    service = Service(
-        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
-    )
+    service = fresh_service(client.app.state.service)
     gru, gender = service.models["names-gru"], service.models["names-gru-gender"]
     assert gru.batching == "exact"
     rng = random.Random(7)
@@ -167,11 +168,7 @@ def test_concurrent_next_char_requests_share_a_pass_and_get_their_own_bytes(clie
     """/next-char requests to a forward-pass model whose batching is exact are read together (fresh
     prefixes in one pass, cached ones from their start state): each distribution is the bytes of
     the same request alone, and a bad prefix fails only its own request, at "prefix"."""
-    base = client.app.state.service
-    runner = ModelRunner(threads=2, max_queue=256)
-    service = Service(
-        base.settings, base.models, base.default_name, runner, SampleBatcher(runner), ScoringBatcher(runner)
-    )
+    service = fresh_service(client.app.state.service)
     gru, gender = service.models["names-gru"], service.models["names-gru-gender"]
     assert gru.batching == gender.batching == "exact"
     rng = random.Random(11)

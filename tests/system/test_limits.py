@@ -73,15 +73,6 @@ def still_serving(server: RunningServer) -> None:
     assert httpx.post(f"{server.url}/sample", json={"n": 2, "seed": 1}, timeout=10).status_code == 200
 
 
-def log_mentions(server: RunningServer, setting: str, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if setting in server.output():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.parametrize(
     "head",
     [
@@ -99,7 +90,7 @@ def test_an_oversized_request_head_gets_431_quickly_and_the_server_keeps_serving
     took = time.monotonic() - start
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert took < 5, f"{took:.1f} s to refuse a {len(head):,}-byte head"
-    assert log_mentions(limited, "NAMEGEN_MAX_HEADER_BYTES")
+    assert limited.mentions("NAMEGEN_MAX_HEADER_BYTES")
     still_serving(limited)
 
 
@@ -130,7 +121,7 @@ def test_slowloris_headers_are_cut_off_within_the_header_timeout(limited):
         took = time.monotonic() - start
     assert answer.startswith(b"HTTP/1.1 408 ") or answer == b"", answer
     assert TIMEOUT * 0.8 < took < TIMEOUT + SLACK, f"cut off after {took:.1f} s"
-    assert log_mentions(limited, "NAMEGEN_HEADER_TIMEOUT")
+    assert limited.mentions("NAMEGEN_HEADER_TIMEOUT")
     still_serving(limited)
 
 
@@ -149,7 +140,7 @@ def test_a_half_sent_body_gets_408_within_the_body_timeout(limited):
         answer, took = read_until_closed(sock, TIMEOUT + SLACK + 5)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert took < TIMEOUT + SLACK, f"closed after {took:.1f} s"
-    assert log_mentions(limited, "NAMEGEN_BODY_TIMEOUT")
+    assert limited.mentions("NAMEGEN_BODY_TIMEOUT")
     still_serving(limited)
 
 
@@ -170,7 +161,7 @@ def _big_loss_request() -> bytes:
 def test_a_client_that_never_reads_its_answer_is_dropped_after_the_send_timeout(limited):
     with connect(limited, rcvbuf=4096) as sock:
         sock.sendall(_big_loss_request())
-        assert log_mentions(limited, "NAMEGEN_SEND_TIMEOUT", timeout=TIMEOUT + SLACK + 10)
+        assert limited.mentions("NAMEGEN_SEND_TIMEOUT", timeout=TIMEOUT + SLACK + 10)
         answer, _ = read_until_closed(sock, 10)  # what was in flight, then the end
     assert answer.startswith(b"HTTP/1.1 200 ")
     length = int(answer.split(b"content-length: ")[1].split(b"\r\n")[0])
@@ -184,7 +175,7 @@ def test_stalled_answers_together_hold_at_most_max_unsent_bytes(limited):
     try:
         for sock in socks:
             sock.sendall(_big_loss_request())
-        assert log_mentions(limited, "NAMEGEN_MAX_UNSENT_BYTES", timeout=20)
+        assert limited.mentions("NAMEGEN_MAX_UNSENT_BYTES", timeout=20)
     finally:
         for sock in socks:
             sock.close()
@@ -202,7 +193,7 @@ def test_connections_past_the_limit_get_503_and_are_closed(limited):
     finally:
         for sock in socks:
             sock.close()
-    assert log_mentions(limited, "NAMEGEN_MAX_CONNECTIONS")
+    assert limited.mentions("NAMEGEN_MAX_CONNECTIONS")
     time.sleep(0.5)
     still_serving(limited)
 
