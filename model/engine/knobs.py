@@ -28,11 +28,15 @@ ARRAY_HASHING_MIN_NAMES = 8
 # sent to a worker, 940 with this 2,048 budget (one run; bare endpoint 2,532 and 2,668).
 INLINE_MAX_NAMES = 2048  # sampled names, 1-3 us each from a table
 INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
-# A forward-pass model stepped in NumPy (the GRU: 0.3-0.45 ms for one name, measured in process)
-# answers this little inline; anything more, or any model stepped through torch (the transformer:
-# milliseconds per name), goes to a worker.
-INLINE_MAX_NUMPY_NAMES = 2
-INLINE_MAX_NUMPY_WORDS = 2
+# A forward-pass model stepped in NumPy (the GRU) draws or scores this much inline: a pass of 16
+# one-name requests costs about 1 ms, less than a hop to a worker and back, which also leaves the
+# loop parsing while the worker fights it for the GIL. Measured at c=16 (one run each, wrk against
+# the bare endpoint): at 2 the GRU's passes went to a worker and held 8 requests on average; at 16
+# they run inline and hold 16, and one-word /loss rose from 0.49x to 0.62x of bare (/sample n=1
+# 0.47x to 0.49x). More, or any model stepped through torch (the transformer: milliseconds per
+# name), goes to a worker.
+INLINE_MAX_NUMPY_NAMES = 16
+INLINE_MAX_NUMPY_WORDS = 16
 
 # The cost bound (NAMEGEN_MAX_WORK_SECONDS, `model.engine.cancel`): seconds one row's step takes,
 # measured with one thread on the 2-core development machine. Scoring 1,000 words of 64 and of 15

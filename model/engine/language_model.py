@@ -146,6 +146,7 @@ class LanguageModel:
             for c in range(1, 1 + len(values))
         ]
         self.source = self.sources[0]  # no condition
+        self._charges: dict[tuple[int, int, int], float] = {}  # _steps_seconds
         self.prior = self._read_prior(values)
         self._known_hashes = np.unique(checkpoint.known_word_hashes.numpy())  # sorted for lookups
         self._reference = np.asarray(checkpoint.reference.get("losses", []), dtype=np.float64)
@@ -217,10 +218,20 @@ class LanguageModel:
         """An upper bound on the cost bound's charge for `n` plain names (every row running to
         `max_length`, and the prefix's score): a request under its budget by this bound never meets
         it, alone or in a shared pass, so sharing cannot change its answer."""
-        step = self.source.step_seconds
         prefix = len(params.prefix)
-        drawn = sum(step(prefix + t + 2) for t in range(params.max_length - prefix + 1))
-        return n * drawn + sum(step(t) for t in range(1, prefix + 2))
+        return n * self._steps_seconds(0, prefix + 2, params.max_length + 3) + self._steps_seconds(
+            0, 1, prefix + 2
+        )
+
+    def _steps_seconds(self, source: int, first: int, stop: int) -> float:
+        """The charge of one row's steps reading positions `first` to `stop` - 1 of source
+        `source` (`NextCharSource.step_seconds`): every request asks again, so each range is
+        summed once (a few hundred ranges at most: positions stop at the longest name allowed)."""
+        key = (source, first, stop)
+        if key not in self._charges:
+            step = self.sources[source].step_seconds
+            self._charges[key] = sum(step(t) for t in range(first, stop))
+        return self._charges[key]
 
     @property
     def rows_independent(self) -> bool:
@@ -239,15 +250,8 @@ class LanguageModel:
     def scoring_seconds(self, words: list[str], condition: Condition = None) -> float:
         """About how long one worker takes to score `words` (each character and the end token) under
         `condition`: the estimate the cost bound charges while scoring, computed before any work."""
-        step = self.sources[self.condition_id(condition)].step_seconds
-        per_length: dict[int, float] = {}
-        total = 0.0
-        for word in words:
-            length = len(word) + 1
-            if length not in per_length:
-                per_length[length] = sum(step(t) for t in range(1, length + 1))
-            total += per_length[length]
-        return total
+        source = self.condition_id(condition)
+        return sum(self._steps_seconds(source, 1, len(word) + 2) for word in words)
 
     def normalise(self, text: str) -> str:
         return self.vocab.normalise(text)
