@@ -151,9 +151,6 @@ def sample_rows_vectorised(
         sums[rows] += source.log_prob(state, nxt)
         ids[rows, t] = nxt
         going = nxt != BOUNDARY_ID
-        if going.all():  # no row ended: the state goes on as it is
-            state = source.advance(state, nxt)
-            continue
         lengths[rows[~going]] = t
         rows, in_block = rows[going], in_block[going]
         if not len(rows):
