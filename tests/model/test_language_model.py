@@ -132,3 +132,22 @@ def test_checked_params_keep_every_field_and_check_once(tiny_model):
     assert checked == SamplingParams(temperature=0.5, top_k=3, top_p=0.9, prefix="ka", max_length=9)
     with pytest.raises(TypeError):
         SamplingParams(0.5)  # keyword only: a new field can never be filled by position
+
+
+def test_cost_estimates_sum_each_position_once_per_request(tiny_checkpoint):
+    """The cost bound's estimates (summed once per model and range, then reused) equal the sums of
+    each position's step cost written out, on a model whose step cost grows with the position."""
+    from model.engine.language_model import LanguageModel
+
+    model = LanguageModel.from_checkpoint(tiny_checkpoint)  # its own caches: the patch stays here
+    model.sources[0].step_seconds = lambda position: position * 1e-6
+    params = SamplingParams(prefix="ka", max_length=12).checked(model.vocab)
+    # 3 names: each reads positions 4 ('.', k, a first) to 14 (at most 10 more characters, within
+    # max_length 12, and the end); the prefix is scored once, positions 1 to 3
+    expected = 3 * sum(p * 1e-6 for p in range(4, 15)) + sum(p * 1e-6 for p in range(1, 4))
+    for _ in range(2):  # the second answer comes from the cache
+        assert model.plain_sample_seconds(3, params) == pytest.approx(expected, rel=1e-12)
+        # a word of 4 letters reads '.' and 4 letters: positions 1 to 5
+        assert model.scoring_seconds(["emma", "al"]) == pytest.approx(
+            sum(p * 1e-6 for p in range(1, 6)) + sum(p * 1e-6 for p in range(1, 4)), rel=1e-12
+        )
