@@ -20,10 +20,9 @@ the loop for one pass after another. A forward-pass model starts no pass while o
 is in flight (a flush may split a big batch over the workers): requests that arrive meanwhile wait
 and join the next pass, so under load its passes grow (16 concurrent one-name GRU requests at
 c=16, their passes on a worker: 9 a pass on average, against 6 with a pass per worker in flight and
-5 without holding; passes of at most `knobs.INLINE_MAX_NUMPY_NAMES` names now run inline and hold
-all 16). A
-request whose client has gone (its `gone` event, set by the HTTP layer) leaves the batch before its
-pass is drawn; a pass on a worker whose every client has gone is not drawn.
+5 without holding; passes of at most `knobs.INLINE_MAX_NUMPY_NAMES` names run inline and hold all
+16). A request whose client has gone (its `gone` event, set by the HTTP layer) leaves the batch
+before its pass is drawn; a pass on a worker whose every client has gone is not drawn.
 """
 
 from __future__ import annotations

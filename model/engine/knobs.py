@@ -29,8 +29,8 @@ ARRAY_HASHING_MIN_NAMES = 8
 INLINE_MAX_NAMES = 2048  # sampled names, 1-3 us each from a table
 INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
 # A forward-pass model stepped in NumPy (the GRU) draws or scores this much inline: a pass of 16
-# one-name requests costs about 1 ms, less than a hop to a worker and back, which also leaves the
-# loop parsing while the worker fights it for the GIL. Measured at c=16 (one run each, wrk against
+# one-name requests costs about 1.3 ms, less than a hop to a worker and back, which also leaves the
+# loop parsing while the worker fights it for the GIL. Measured at c=16 (3 rounds each, wrk against
 # the bare endpoint): at 2 the GRU's passes went to a worker and held 8 requests on average; at 16
 # they run inline and hold 16, and one-word /loss rose from 0.49x to 0.62x of bare (/sample n=1
 # 0.47x to 0.49x). More, or any model stepped through torch (the transformer: milliseconds per

@@ -219,9 +219,8 @@ class LanguageModel:
         `max_length`, and the prefix's score): a request under its budget by this bound never meets
         it, alone or in a shared pass, so sharing cannot change its answer."""
         prefix = len(params.prefix)
-        return n * self._steps_seconds(0, prefix + 2, params.max_length + 3) + self._steps_seconds(
-            0, 1, prefix + 2
-        )
+        per_name = self._steps_seconds(0, prefix + 2, params.max_length + 3)
+        return n * per_name + self._steps_seconds(0, 1, prefix + 2)
 
     def _steps_seconds(self, source: int, first: int, stop: int) -> float:
         """The charge of one row's steps reading positions `first` to `stop` - 1 of source
