@@ -23,6 +23,7 @@ from app.api.errors import (
 from app.api.routes import router
 from app.http import metrics
 from app.http.middleware import HeadAsGet, JSONBodiesOnly, RequestID
+from app.serving.processes import ProcessLost
 from app.serving.service import Service, StartupError
 from app.serving.workers import Overloaded
 from app.settings import Settings, get_settings
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.freeze()
     yield
     gc.unfreeze()
+    service.close()
     app.state.service = None
 
 
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ParameterError, parameter_error_handler)
     app.add_exception_handler(Overloaded, overloaded_handler)
+    app.add_exception_handler(ProcessLost, overloaded_handler)
     app.add_exception_handler(Cancelled, cancelled_handler)
     app.add_exception_handler(OverBudget, over_budget_handler)
     post_paths = frozenset(route.path for route in router.routes if "POST" in getattr(route, "methods", ()))

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         knobs.NOVEL_MAX_ROUNDS, ge=1, le=100, description="resampling rounds for novel names"
     )
     workers: int | None = Field(None, ge=1, description="model worker threads (default: the usable CPUs)")
+    processes: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="model processes for forward-pass models (default: the usable CPUs when there are 2 or "
+        "more, else 0); 0: their work runs on the worker threads",
+    )
     max_queue: int = Field(
         256, ge=1, le=100_000, description="model jobs waiting or running at most; more get 503 + Retry-After"
     )

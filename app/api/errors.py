@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
 from app.api.schemas import did_you_mean
+from app.serving.processes import ProcessLost
 from app.serving.workers import Overloaded
 from model.engine.cancel import Cancelled, OverBudget
 from model.engine.params import Loc, ParameterError
@@ -161,7 +162,7 @@ async def over_budget_handler(request: Request, exc: OverBudget) -> Response:
     return _json(422, {"detail": [{"type": "value_error", "loc": ["body"], "msg": msg}]})
 
 
-async def overloaded_handler(request: Request, exc: Overloaded) -> Response:
+async def overloaded_handler(request: Request, exc: Overloaded | ProcessLost) -> Response:
     return _json(503, {"detail": str(exc)}, headers={"Retry-After": str(exc.retry_after)})
 
 

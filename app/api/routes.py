@@ -37,6 +37,7 @@ from app.api.schemas import (
 )
 from app.http.metrics import count_names
 from app.http.server import CLIENT_GONE
+from app.serving.processes import ModelCall
 from app.serving.service import Service
 from model.engine.language_model import Condition, LanguageModel, WordScore
 from model.engine.params import Loc, ParameterError, SamplingParams
@@ -172,7 +173,7 @@ async def next_char(req: NextCharRequest, service: ServiceDep, request: Request)
         params = SamplingParams(prefix=req.prefix, max_length=req.max_length).checked(model.vocab)
         probs, report = await service.runner.run(
             model,
-            lambda: model.conditional_next_char(params, constraints, req.seed, req.condition),
+            ModelCall("conditional_next_char", (params, constraints, req.seed, req.condition)),
             names=model.constraint_budget,
             gone=client_gone(request),
             budget=service.settings.max_work_seconds,
@@ -239,7 +240,7 @@ async def classify(req: ClassifyRequest, service: ServiceDep, request: Request) 
     try:
         answers = await service.runner.run(
             model,
-            lambda: model.classify(words),
+            ModelCall("classify", (words,)),
             words=len(words) * passes,
             gone=client_gone(request),
             budget=settings.max_work_seconds,

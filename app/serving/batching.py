@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 
 from app.http.metrics import observe_batch
+from app.serving.processes import ModelCall
 from app.serving.workers import ModelRunner
 from model.engine import knobs
 from model.engine.cancel import Cancelled
@@ -122,11 +123,11 @@ class _Batcher(ABC):
         self,
         model: LanguageModel,
         jobs: list,
-        work: Callable[[], list],
+        call: ModelCall,
         shares: Callable[[list], list],
         **run: Any,
     ) -> None:
-        """`work()` as one pass of `model` for `jobs` (each ending in its future and its `gone`
+        """`call` as one pass of `model` for `jobs` (each ending in its future and its `gone`
         event) through the runner (`run`: its names/words, inline, budget): each future gets its
         share of the answers (`shares`), or every future the pass's error. The pass is dropped only
         when every client has gone."""
@@ -134,7 +135,7 @@ class _Batcher(ABC):
         gone = _AllGone(events) if all(e is not None for e in events) else None
         try:
             with self.one_pass(model):
-                answers = await self.runner.run(model, work, gone=gone, **run)  # type: ignore[arg-type]
+                answers = await self.runner.run(model, call, gone=gone, **run)
         except Exception as exc:  # handed to every waiting request, never lost in a task
             for job in jobs:
                 if not job[-2].done():
@@ -181,7 +182,7 @@ class SampleBatcher(_Batcher):
             most = MAX_BATCH_NAMES
             if not model.rows_independent:  # a forward pass: spread big batches over the workers
                 total = sum(job[0] for job in wanted)
-                most = min(most, max(knobs.FORWARD_CHUNK_ROWS, -(-total // self.runner.threads)))
+                most = min(most, max(knobs.FORWARD_CHUNK_ROWS, -(-total // self.runner.lanes(model))))
             for jobs in passes(wanted, most):
                 if not jobs:
                     continue
@@ -215,7 +216,7 @@ class SampleBatcher(_Batcher):
         await self.run_pass(
             model,
             jobs,
-            lambda: model.sample_batch(requests, params),
+            ModelCall("sample_batch", (requests, params)),
             list,
             names=names,
             inline=inline,
@@ -311,7 +312,7 @@ class ScoringBatcher(_Batcher):
         condition = model.condition_of(condition_id)
         # a prefix costs what scoring it as a word costs: the same steps, '.' first
         budget = 1.001 * sum(model.scoring_seconds(job[0], condition=condition) for job in jobs)
-        work = model.word_losses if kind == "loss" else model.next_chars
+        call = ModelCall("word_losses" if kind == "loss" else "next_chars", (texts, condition))
         # prefixes with a cached start state cost nothing: such a pass runs inline
         count = len(texts) if kind == "loss" else model.uncached_prefixes(texts, condition)
         bounds = np.cumsum([0] + [len(job[0]) for job in jobs]).tolist()
@@ -319,4 +320,4 @@ class ScoringBatcher(_Batcher):
         def shares(answers: list) -> list:
             return [answers[a:b] for a, b in pairwise(bounds)]
 
-        await self.run_pass(model, jobs, lambda: work(texts, condition), shares, words=count, budget=budget)
+        await self.run_pass(model, jobs, call, shares, words=count, budget=budget)

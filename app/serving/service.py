@@ -13,6 +13,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from app.serving.batching import SampleBatcher, ScoringBatcher
+from app.serving.processes import ModelCall, ModelProcesses, default_process_count
 from app.serving.workers import ModelRunner
 from app.settings import Settings, setting_label
 from model.checkpoint import CheckpointError
@@ -147,9 +148,16 @@ class Service:
                     "model %s: batching off: no row minimum gives batch-invariant steps on this "
                     "machine's BLAS, so each request is computed by itself", name
                 )  # fmt: skip
-        runner = ModelRunner(settings.workers, settings.max_queue)
+        count = settings.processes if settings.processes is not None else default_process_count()
+        processes = ModelProcesses.start(count, models, settings.max_queue)
+        runner = ModelRunner(settings.workers, settings.max_queue, processes)
         default = choose_default(models, settings.default_model)
         return cls(settings, models, default, runner, SampleBatcher(runner), ScoringBatcher(runner))
+
+    def close(self) -> None:
+        """Stop the model processes, if any (their jobs have ended: the server drained first)."""
+        if self.runner.processes is not None:
+            self.runner.processes.close()
 
     @property
     def default(self) -> LanguageModel:
@@ -214,14 +222,10 @@ class Service:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
-                lambda: model.sample(
-                    n,
-                    params,
-                    seed,
-                    novel=novel,
-                    max_rounds=rounds,
-                    constraints=constraints,
-                    condition=condition,
+                ModelCall(
+                    "sample",
+                    (n, params, seed),
+                    dict(novel=novel, max_rounds=rounds, constraints=constraints, condition=condition),
                 ),
                 names=model.constraint_budget,
                 gone=gone,
@@ -235,7 +239,9 @@ class Service:
             rounds = self.settings.novel_max_rounds
             return await self.runner.run(
                 model,
-                lambda: model.sample(n, params, seed, novel=novel, max_rounds=rounds, condition=condition),
+                ModelCall(
+                    "sample", (n, params, seed), dict(novel=novel, max_rounds=rounds, condition=condition)
+                ),
                 names=model.most_names_drawn(n, novel=resampled, max_rounds=rounds),
                 gone=gone,
                 budget=budget,
@@ -261,7 +267,7 @@ class Service:
             return await self.scoring_batcher.word_losses(model, words, condition, gone)
         return await self.runner.run(
             model,
-            lambda: model.word_losses(words, condition),
+            ModelCall("word_losses", (words, condition)),
             words=len(words),
             gone=gone,
             budget=self.settings.max_work_seconds,
@@ -281,7 +287,7 @@ class Service:
             return await self.scoring_batcher.next_char(model, prefix, condition, gone)
         return await self.runner.run(
             model,
-            lambda: model.next_char(prefix, condition),
+            ModelCall("next_char", (prefix, condition)),
             names=1,
             gone=gone,
             budget=self.settings.max_work_seconds,

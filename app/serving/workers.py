@@ -1,4 +1,5 @@
-"""Where model work runs: inline on the event loop when it is short, else on a few worker threads.
+"""Where model work runs: inline on the event loop when it is short, else on a few worker threads,
+or, for a forward-pass model, in the model processes when the server runs them (`processes`).
 
 A hop to a worker thread costs more than a table lookup, and a worker doing Python work fights
 the event loop for the GIL, so work the model calls quick (`LanguageModel.is_quick`, budgets in
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from app.serving.cpus import available_cpus
+from app.serving.processes import ModelCall, ModelProcesses
 from model.engine.cancel import bounded, check
 from model.engine.language_model import LanguageModel
 
@@ -43,32 +46,42 @@ def usable_cores() -> int:
 
 
 class ModelRunner:
-    def __init__(self, threads: int | None, max_queue: int) -> None:
-        """`threads` workers (None: the usable cores) and at most `max_queue` jobs waiting or
-        running (NAMEGEN_WORKERS, NAMEGEN_MAX_QUEUE)."""
+    def __init__(self, threads: int | None, max_queue: int, processes: ModelProcesses | None = None) -> None:
+        """`threads` workers (None: the usable cores), the model processes if any, and at most
+        `max_queue` jobs waiting or running on either (NAMEGEN_WORKERS, NAMEGEN_MAX_QUEUE)."""
         self.threads = threads or usable_cores()
         self.max_queue = max_queue
+        self.processes = processes
         self.limiter = anyio.CapacityLimiter(self.threads)
         self.queued = 0  # jobs waiting for or running on a worker (only the event loop touches it)
+
+    def lanes(self, model: LanguageModel) -> int:
+        """How many of `model`'s passes run side by side off the loop: a big batch is cut in as many."""
+        if self.processes is not None and self.processes.serves(model):
+            return self.processes.count
+        return self.threads
 
     async def run(
         self,
         model: LanguageModel,
-        work: Callable[[], T],
+        call: ModelCall,
         names: int = 0,
         words: int = 0,
         inline: bool = True,
-        gone: threading.Event | None = None,
+        gone: Any = None,
         budget: float = math.inf,
-    ) -> T:
-        """`work()` (on `model`, drawing `names` names or scoring `words` words) inline when it is
-        short and `inline` allows it, else on a worker thread (Overloaded when the queue is full).
-        Once `gone` is set (the client hung up) work not started never starts and work running
-        stops at its next step (`Cancelled`); work whose estimated cost passes `budget` seconds
-        stops there too (`OverBudget`)."""
+    ) -> Any:
+        """`call` on `model` (drawing `names` names or scoring `words` words) inline when it is
+        short and `inline` allows it, else in a model process when they serve `model`, else on a
+        worker thread (Overloaded when the queue is full). Once `gone` is set (the client hung up)
+        work not started never starts and work running stops at its next step (`Cancelled`); work
+        whose estimated cost passes `budget` seconds stops there too (`OverBudget`)."""
         if inline and model.is_quick(names, words):
-            return work()
-        return await self.off_loop(work, gone=gone, budget=budget)
+            return call(model)
+        if self.processes is not None and self.processes.serves(model):
+            with self.admitted():
+                return await self.processes.run(model, call, gone=gone, budget=budget)
+        return await self.off_loop(lambda: call(model), gone=gone, budget=budget)
 
     async def off_loop(
         self,
@@ -80,11 +93,18 @@ class ModelRunner:
         """`work()` on a worker thread, or Overloaded at once when `max_queue` jobs are ahead
         (unless `admitted`: the next step of work already accepted, e.g. a streamed export's
         next chunk, which waits its turn instead of failing half-way through its answer)."""
-        if self.queued >= self.max_queue and not admitted:
+        with self.admitted(already=admitted):
+            return await anyio.to_thread.run_sync(_bounded, work, gone, budget, limiter=self.limiter)
+
+    @contextmanager
+    def admitted(self, already: bool = False) -> Iterator[None]:
+        """Counts a job in the queue for as long as it waits or runs; Overloaded at once when
+        `max_queue` jobs are ahead (unless it was `already` admitted)."""
+        if self.queued >= self.max_queue and not already:
             raise Overloaded(self.queued)
         self.queued += 1
         try:
-            return await anyio.to_thread.run_sync(_bounded, work, gone, budget, limiter=self.limiter)
+            yield
         finally:
             self.queued -= 1
 

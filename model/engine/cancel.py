@@ -30,6 +30,9 @@ class OverBudget(Exception):
         self.budget = budget
         super().__init__(f"more than {budget:g} s of model work")
 
+    def __reduce__(self) -> tuple:  # pickled whole: a model process raises it for the server
+        return (type(self), (self.budget,))
+
 
 @dataclass
 class _Bounds:

@@ -210,9 +210,18 @@ class LanguageModel:
         A table is "exact" without a test."""
         forward = [source for source in self.sources if isinstance(source, ForwardSource)]
         if forward:
-            self.min_rows = smallest_minimum(forward)
-            self.batching = "exact" if self.min_rows is not None else "off"
+            self.pad_to(smallest_minimum(forward))
         return self.batching
+
+    def pad_to(self, min_rows: int | None) -> None:
+        """Pad every forward source's steps to `min_rows` rows, the minimum a self-test chose (a
+        model process adopts its server's), batching "exact"; None: none passed, so the sources pad
+        to `knobs.PAD_MIN_ROWS` and batching is "off"."""
+        for source in self.sources:
+            if isinstance(source, ForwardSource):
+                source.min_rows = knobs.PAD_MIN_ROWS if min_rows is None else min_rows
+        self.min_rows = min_rows
+        self.batching = "exact" if min_rows is not None else "off"
 
     def plain_sample_seconds(self, n: int, params: SamplingParams) -> float:
         """An upper bound on the cost bound's charge for `n` plain names (every row running to
@@ -699,11 +708,3 @@ def _combined(reports: list[ConstraintReport]) -> ConstraintReport:
     chosen = smc[0] if smc and first.method != "smc" else first
     draws = sum(r.draws for r in reports)
     return ConstraintReport(chosen.method, chosen.p_constraint, draws, chosen.ess, chosen.particles)
-
-
-def _round_seed(seed: int, round_: int) -> int:
-    """Round 0 uses the request's seed; later rounds a seed derived from it, so runs repeat."""
-    if round_ == 0:
-        return seed
-    digest = hashlib.blake2b(f"{seed}:{round_}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1

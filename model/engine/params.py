@@ -29,6 +29,9 @@ class ParameterError(ValueError):
     def of(cls, problems: list[tuple[Loc, str]]) -> ParameterError:
         return cls(*problems[0], more=problems[1:])
 
+    def __reduce__(self) -> tuple:  # pickled whole: a model process raises it for the server
+        return (type(self).of, (self.problems,))
+
 
 @dataclass(frozen=True, kw_only=True)
 class SamplingParams:
