@@ -75,8 +75,8 @@ class Settings(BaseSettings):
         None,
         ge=0,
         le=64,
-        description="model processes for forward-pass models (default: the usable CPUs when there are 2 or "
-        "more, else 0); 0: their work runs on the worker threads",
+        description="model processes for forward-pass models (default: as many as the worker threads when "
+        "2 or more, at most 4; else 0); 0: their work runs on the worker threads",
     )
     max_queue: int = Field(
         256, ge=1, le=100_000, description="model jobs waiting or running at most; more get 503 + Retry-After"

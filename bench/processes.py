@@ -29,6 +29,36 @@ def rss_mb(pid: int) -> float:
     return float("nan")  # a zombie has no VmRSS
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, their children and so on (a server's model processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def tree_pss_mb(pid: int) -> float:
+    """The proportional memory (PSS) of `pid` and its descendants, in MB: pages they share (the
+    model processes fork from one forkserver) count once, as the container's memory limit counts them."""
+    total = 0
+    for member in [pid, *descendants(pid)]:
+        try:
+            lines = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
+    return total / 1024
+
+
 def wait_until_healthy(proc: subprocess.Popen, url: str, limit_s: float) -> None:
     """Poll `url`/health until it answers 200; RuntimeError if `proc` exits or `limit_s` passes."""
     deadline = time.monotonic() + limit_s

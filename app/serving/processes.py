@@ -20,9 +20,11 @@ with `ProcessLost` (503 + Retry-After) and is started again.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from app.serving.cpus import available_cpus
+from model.engine import knobs
 from model.engine.cancel import bounded, check
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
@@ -53,10 +55,10 @@ class ModelCall:
         return getattr(model, self.method)(*self.args, **self.kwargs)
 
 
-def default_process_count() -> int:
-    """The usable CPUs when there are two or more: with one, a process only adds a hop."""
-    cpus = available_cpus()
-    return cpus if cpus >= 2 else 0
+def default_process_count(workers: int) -> int:
+    """As many processes as worker threads (NAMEGEN_WORKERS, by default the usable CPUs), at most
+    `knobs.MAX_DEFAULT_PROCESSES`; none for one worker, where a process only adds a hop."""
+    return min(workers, knobs.MAX_DEFAULT_PROCESSES) if workers >= 2 else 0
 
 
 class ProcessLost(Exception):
@@ -93,6 +95,7 @@ def _start(specs: list[tuple[str, str, int | None]], gone_flags: Any) -> None:
     from threadpoolctl import threadpool_limits
 
     global _gone_flags
+    gc.freeze()  # the objects shared with the forkserver: a collection would copy their pages
     torch.set_num_threads(1)
     threadpool_limits(1)
     for name, path, min_rows in specs:
@@ -100,6 +103,7 @@ def _start(specs: list[tuple[str, str, int | None]], gone_flags: Any) -> None:
         model.pad_to(min_rows)
         _models[name] = model
     _gone_flags = gone_flags
+    gc.freeze()  # as the server does after loading (app.main)
 
 
 def _probes() -> dict[str, str]:
@@ -174,6 +178,10 @@ class ModelProcesses:
             if differ:
                 return f"process {number} answers {', '.join(differ)} with other bytes than this one"
         return None
+
+    def pids(self) -> list[int]:
+        """Each process's id (it starts the process if it is not running)."""
+        return [process.pool.submit(os.getpid).result() for process in self.processes]
 
     def serves(self, model: LanguageModel) -> bool:
         return model.name in self.served

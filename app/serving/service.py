@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.batching import SampleBatcher, ScoringBatcher
 from app.serving.processes import ModelCall, ModelProcesses, default_process_count
-from app.serving.workers import ModelRunner
+from app.serving.workers import ModelRunner, usable_cores
 from app.settings import Settings, setting_label
 from model.checkpoint import CheckpointError
 from model.data import REFERENCE_SHA256
@@ -148,9 +148,10 @@ class Service:
                     "model %s: batching off: no row minimum gives batch-invariant steps on this "
                     "machine's BLAS, so each request is computed by itself", name
                 )  # fmt: skip
-        count = settings.processes if settings.processes is not None else default_process_count()
+        threads = settings.workers or usable_cores()
+        count = settings.processes if settings.processes is not None else default_process_count(threads)
         processes = ModelProcesses.start(count, models, settings.max_queue)
-        runner = ModelRunner(settings.workers, settings.max_queue, processes)
+        runner = ModelRunner(threads, settings.max_queue, processes)
         default = choose_default(models, settings.default_model)
         return cls(settings, models, default, runner, SampleBatcher(runner), ScoringBatcher(runner))
 
