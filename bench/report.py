@@ -130,10 +130,20 @@ def render_markdown(results: dict) -> str:
     mem = results["http"]["memory"]
     lines += [
         "",
-        "## Memory (server RSS, MB)",
+        "## Memory (MB)",
         "",
-        f"After warm-up {mem['rss_mb_after_warmup']:.0f}; after the load {mem['rss_mb_after_load']:.0f}; "
-        f"after each repeat of the load: {', '.join(f'{v:.0f}' for v in mem['rss_mb_after_each_repeat'])}.",
+        f"The server process's RSS: after warm-up {mem['rss_mb_after_warmup']:.0f}; after the load "
+        f"{mem['rss_mb_after_load']:.0f}; after each repeat of the load: "
+        f"{', '.join(f'{v:.0f}' for v in mem['rss_mb_after_each_repeat'])}.",
+    ]
+    if "tree_pss_mb_after_load" in mem:
+        lines += [
+            "",
+            "With its model processes (PSS summed, shared pages once, as a container's limit counts "
+            f"them): after warm-up {mem['tree_pss_mb_after_warmup']:.0f}; after the load "
+            f"{mem['tree_pss_mb_after_load']:.0f}.",
+        ]
+    lines += [
         "",
         "## In-process sampling (names/s, median; one torch/BLAS thread)",
         "",

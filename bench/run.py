@@ -30,7 +30,7 @@ from app.settings import Settings
 from bench.compute_limit import GEMM_SHAPE, gemm_gflops
 from bench.compute_limit import measure as measure_compute
 from bench.http_load import run_wrk
-from bench.processes import ROOT, free_port, rss_mb, start_server
+from bench.processes import ROOT, free_port, rss_mb, start_server, tree_pss_mb
 from bench.report import MLP, TARGETS, render_markdown
 from bench.sampling import measure as measure_sampling
 from bench.training import notebook_loop, project_loop
@@ -129,13 +129,14 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
         for _, path, body in ENDPOINTS:  # warm-up: every code path once under load
             run_wrk(base + path, body, 16, 1)
             wait_until_idle(client)
-        memory = {"rss_mb_after_warmup": rss_mb(proc.pid)}
+        memory = {"rss_mb_after_warmup": rss_mb(proc.pid), "tree_pss_mb_after_warmup": tree_pss_mb(proc.pid)}
         table, bare_runs = measure_paired(base, client, seconds, concurrencies, pairs)
         plain_runs = measure_plain(f"http://127.0.0.1:{plain_port}", seconds, concurrencies, pairs)
         for cells in table.values():
             for c, cell in cells.items():
                 cell["ratio_to_plain"] = cell["requests_per_second"] / statistics.median(plain_runs[c])
         memory["rss_mb_after_load"] = rss_mb(proc.pid)
+        memory["tree_pss_mb_after_load"] = tree_pss_mb(proc.pid)
         memory["rss_mb_after_each_repeat"] = []
         for _ in range(rounds):  # the same load again and again: RSS must not keep growing
             for _, path, body in ENDPOINTS[1:]:
