@@ -4,6 +4,7 @@
 - `main`: `create_app()`, assembly only (lifespan, middleware, routers, error handlers).
 - `settings`: the NAMEGEN_* settings and the HTTP contract's hard limits.
 - `api/`: what the API says: routes, request/response schemas, errors, OpenAPI, the pages for people.
-- `serving/`: where model work runs: the loaded models, worker threads, micro-batching, CPU count.
+- `serving/`: where model work runs: the loaded models, worker threads and processes, micro-batching,
+  CPU count.
 - `http/`: HTTP plumbing under every route: the bounded server, middleware, metrics, logs.
 """

@@ -35,6 +35,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "--default-model": ("default_model", "the model answering requests that name none (default: best val)"),
     "--device": ("device", "where the models run (auto: CUDA > MPS > CPU)"),
     "--workers": ("workers", "model worker threads (default: the usable CPUs)"),
+    "--processes": ("processes", "model processes for forward passes (default: a worker each if 2+, <= 4)"),
     "--log-level": ("log_level", "the least severe level logged"),
     "--log-format": ("log_format", "json: one JSON object a line, request id included"),
     "--cors-origins": ("cors_origins", "comma-separated origins allowed to call the API from a browser"),

@@ -94,8 +94,8 @@ def test_cors_origins_read_comma_separated_from_the_environment(monkeypatch):
 def test_help_explains_every_flag():
     out = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
-    for flag in ("--host", "--port", "--weights", "--default-model", "--device", "--workers", "--log-level",
-                 "--log-format", "--cors-origins", "NAMEGEN_PORT"):  # fmt: skip
+    for flag in ("--host", "--port", "--weights", "--default-model", "--device", "--workers", "--processes",
+                 "--log-level", "--log-format", "--cors-origins", "NAMEGEN_PORT"):  # fmt: skip
         assert flag in out.stdout
 
 
