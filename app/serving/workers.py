@@ -55,11 +55,16 @@ class ModelRunner:
         self.limiter = anyio.CapacityLimiter(self.threads)
         self.queued = 0  # jobs waiting for or running on a worker (only the event loop touches it)
 
-    def lanes(self, model: LanguageModel) -> int:
-        """How many of `model`'s passes run side by side off the loop: a big batch is cut in as many."""
+    def passes_now(self, model: LanguageModel, in_flight: int) -> int:
+        """How many new passes of forward-pass `model` may start while `in_flight` of its passes
+        run (a batch is cut into as many; at 0 new requests wait and join the next pass). In
+        model processes: two per process, one computing and one queued behind it, so a process
+        never idles while the event loop answers its last pass and reads the next requests. On
+        threads: a pass per worker, once the passes before have all ended (passes then grow under
+        load instead of queueing behind each other)."""
         if self.processes is not None and self.processes.serves(model):
-            return self.processes.count
-        return self.threads
+            return max(0, 2 * self.processes.count - in_flight)
+        return self.threads if not in_flight else 0
 
     async def run(
         self,
