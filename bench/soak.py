@@ -9,8 +9,9 @@
 3. Attacks (issue 21, `bench.attacks`): 40 MiB of chunked trailers, a 20 MB chunk extension, 8
    heavy transformer requests whose clients hang up, and 600 idle connections reopened as soon as
    they are closed while /health is probed on the probe port and on a keep-alive connection.
-The memory of the server and its model processes (`PROCESSES`, their PSS summed: shared pages
-count once) is sampled every 0.2 s throughout and must stay below `MEMORY_LIMIT_MB`.
+The memory of the server and its model processes (`--processes`, their PSS summed: shared pages
+count once) is sampled every 0.2 s throughout and must stay below the pod's limit plus
+`PROCESS_MEMORY_MB` a process.
 Results: bench/soak.json and bench/SOAK.md.
 
     .venv/bin/python -m bench.soak [--seconds 60] [--root DIR]   # --root: serve another checkout
@@ -34,11 +35,11 @@ import httpx
 from bench import attacks
 from bench.processes import HOST, ROOT, free_port, start_server, tree_pss_mb
 
-# The server runs as a 2-CPU replica would: two model processes. Its limit is the pod's 576 MiB
-# (one worker, no processes: deploy/k8s/deployment.yaml) plus 160 MiB a process (about 120
-# measured at start-up, and a margin for their buffers under load).
+# The server runs as a 2-CPU replica would: two model processes (--processes). Its memory limit
+# is the pod's 576 MiB (one worker, no processes: deploy/k8s/deployment.yaml) plus 160 MiB a
+# process (about 120 measured at start-up, and a margin for their buffers under load).
 PROCESSES = 2
-MEMORY_LIMIT_MB = 576 + 160 * PROCESSES
+POD_MEMORY_MB, PROCESS_MEMORY_MB = 576, 160
 LONG_WORD = ("abcdefghijklmnopqrstuvwxyz" * 3)[:64]
 BIG_LOSS = json.dumps({"words": [LONG_WORD] * 1000}).encode()  # answered with about 4.4 MB
 
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bursts", type=int, default=4)
     p.add_argument("--burst-size", type=int, default=256)
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (compare before/after)")
+    p.add_argument("--processes", type=int, default=PROCESSES, help="the server's model processes")
     p.add_argument("--out", type=Path, default=ROOT / "bench")
     args = p.parse_args(argv)
     port = free_port()
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "NAMEGEN_DEVICE": "cpu",
             "NAMEGEN_ACCESS_LOG": "false",
             "NAMEGEN_PROBE_PORT": str(probe_port),
-            "NAMEGEN_PROCESSES": str(PROCESSES),
+            "NAMEGEN_PROCESSES": str(args.processes),
         }
         proc = start_server(port, root=args.root, log=server_log, env=env)
     except RuntimeError as exc:
@@ -228,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     sampler.start()
     results: dict = {
         "root": str(args.root),
+        "processes": args.processes,
+        "memory_limit_mb": POD_MEMORY_MB + PROCESS_MEMORY_MB * args.processes,
         "memory_mb_idle_start": tree_pss_mb(proc.pid),
         "log": str(server_log),
     }
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     results["pass"] = (
         soak_ok
         and attacks_ok
-        and results["memory_mb_peak_overall"] < MEMORY_LIMIT_MB
+        and results["memory_mb_peak_overall"] < results["memory_limit_mb"]
         and results["health_after"] == 200
     )
     (args.out / "soak.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
@@ -306,10 +310,10 @@ def render(r: dict, args: argparse.Namespace) -> str:
     return "\n".join([
         "# Soak (`make soak`, bench/soak.py)",
         "",
-        f"Server: `python -m app` from {r['root']}, defaults, every committed model, 127.0.0.1. "
-        f"Result: **{'PASS' if r['pass'] else 'FAIL'}** (seeded bytes identical, no transport error, only "
-        f"200 or 503 answers, every attack held, memory below {MEMORY_LIMIT_MB} MiB throughout, /health 200 "
-        "at the end).",
+        f"Server: `python -m app` from {r['root']}, defaults but {r['processes']} model processes, every "
+        f"committed model, 127.0.0.1. Result: **{'PASS' if r['pass'] else 'FAIL'}** (seeded bytes "
+        "identical, no transport error, only 200 or 503 answers, every attack held, memory below "
+        f"{r['memory_limit_mb']} MiB throughout, /health 200 at the end).",
         "",
         f"## Soak: {s['concurrency']} clients, {s['seconds']} s, mixed endpoints, {len(s['models'])} models",
         "",

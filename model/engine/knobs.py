@@ -37,6 +37,10 @@ INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
 # name), goes to a worker.
 INLINE_MAX_NUMPY_NAMES = 16
 INLINE_MAX_NUMPY_WORDS = 16
+# Model processes (app.serving.processes) a server starts by default: one per worker thread, at
+# most this many. Each adds about 120 MB (PSS, its share of the forkserver's included), and one
+# event loop feeds only a few: more cores are better spent on more replicas.
+MAX_DEFAULT_PROCESSES = 4
 
 # The cost bound (NAMEGEN_MAX_WORK_SECONDS, `model.engine.cancel`): seconds one row's step takes,
 # measured with one thread on the 2-core development machine. Scoring 1,000 words of 64 and of 15
@@ -62,10 +66,6 @@ TORCH32_SECONDS_PER_PARAMETER = 1.4e-10
 # passes on this machine; PAD_MIN_ROWS is what a source pads to before (and if none passes).
 PAD_MIN_ROWS_CANDIDATES = (1, 2, 4, 8, 16)
 PAD_MIN_ROWS = 4
-# Model processes (app.serving.processes) a server starts by default: one per worker thread, at
-# most this many. Each adds about 120 MB (PSS, the forkserver's share included) and one event loop feeds only a few; more cores
-# are better spent on more replicas.
-MAX_DEFAULT_PROCESSES = 4
 # Rows a forward-pass model samples or scores at once: the batch-invariant range's top, and a bound
 # on its state (the transformer's key/value cache: 33 KB a row at its 16-character context; 2,000
 # rows at once peaked at +210 MB). Chunks of 256 rows also stay in cache (10,000 GRU names were
