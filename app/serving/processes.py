@@ -151,15 +151,17 @@ class ModelProcesses:
         forward = [m for m in models.values() if not m.rows_independent]
         if count < 1 or not forward or any(m.device.type != "cpu" for m in forward):
             return None
-        processes = cls(count, models, slots)
+        processes = None
         try:
+            processes = cls(count, models, slots)
             problem = processes.check()
-        except Exception as exc:  # a process that failed to start: the pool is broken
+        except Exception as exc:  # e.g. a process that failed to start: its pool is broken
             problem = f"a model process failed to start ({type(exc).__name__}: {exc})"
-        if problem is None:
+        if processes is not None and problem is None:
             log.info("model processes: %d, serving %s", count, ", ".join(processes.served))
             return processes
-        processes.close()
+        if processes is not None:
+            processes.close()
         log.warning("model processes off, forward passes run on threads: %s", problem)
         return None
 

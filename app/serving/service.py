@@ -148,11 +148,11 @@ class Service:
                     "model %s: batching off: no row minimum gives batch-invariant steps on this "
                     "machine's BLAS, so each request is computed by itself", name
                 )  # fmt: skip
+        default = choose_default(models, settings.default_model)  # may stop start-up: before any process
         threads = settings.workers or usable_cores()
         count = settings.processes if settings.processes is not None else default_process_count(threads)
         processes = ModelProcesses.start(count, models, settings.max_queue)
         runner = ModelRunner(threads, settings.max_queue, processes)
-        default = choose_default(models, settings.default_model)
         return cls(settings, models, default, runner, SampleBatcher(runner), ScoringBatcher(runner))
 
     def close(self) -> None:

@@ -170,3 +170,14 @@ def test_the_server_sends_big_passes_to_its_processes_and_answers_the_same(tmp_p
                 assert [service.runner.passes_now(service.default, k) for k in range(5)] == [4, 3, 2, 1, 0]
     assert answers[2] == answers[0]
     assert all(b'"names"' in a or b'"words"' in a or b"loss" in a for a in answers[2])
+
+
+def test_processes_that_cannot_start_leave_the_work_to_threads(tiny_checkpoint, tmp_path, caplog):
+    copy = tmp_path / "gone.safetensors"
+    copy.write_bytes(tiny_checkpoint.read_bytes())
+    model = LanguageModel.from_checkpoint(copy, device="cpu", max_table_entries=0)  # a forward pass
+    model.check_batching()
+    copy.unlink()  # the processes cannot load it
+    with caplog.at_level(logging.WARNING, logger="uvicorn.error"):
+        assert ModelProcesses.start(1, {"gone": model}, slots=4) is None
+    assert "model processes off" in caplog.text and "failed to start" in caplog.text
