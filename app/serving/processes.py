@@ -3,25 +3,24 @@
 Two threads sampling the GRU draw only 1.2-1.4x the names of one thread while keeping 1.7 CPUs
 busy: each of a step's forty-odd NumPy and torch calls releases and retakes the GIL, and the
 handoffs cost about as much as the arithmetic. Two processes draw 1.9-2.0x (README, Speed). So a
-server with two or more usable cores runs that many processes (NAMEGEN_PROCESSES), and every pass
-of a forward-pass model that does not run inline goes to the least busy one.
+server runs a process per worker thread when it has two or more (NAMEGEN_PROCESSES; at most 4),
+and every pass of a forward-pass model that does not run inline goes to the least busy one.
 
 Each process forks from a forkserver that has imported the engine, loads every forward-pass model
-from its checkpoint and pads its steps to the minimum the server's self-test chose. At start-up each
-process answers a seeded probe per model (`probe_digest`): when its bytes differ from the
-server's, the processes are stopped and the work runs on threads (logged), so an answer never
-depends on where it was computed. Work goes as a `ModelCall` and comes back pickled. A shared byte
-per job carries `gone` across (the server sets it once every client of the job has gone; the work
-stops at its next step), and the cost bound is charged in the process as on a thread: the same
-request stops at the same step. A process that dies (killed for memory) fails the jobs it held
-with `ProcessLost` (503 + Retry-After) and is started again.
+from its checkpoint and pads its steps to the minimum the server's self-test chose. At start-up
+each process computes each model's golden digest of seeded answers (`model.engine.golden`): when
+one differs from the server's, the processes are stopped and the work runs on threads (logged), so
+an answer never depends on where it was computed. Work goes as a `ModelCall` and comes back
+pickled. A shared byte per job carries `gone` across (the server sets it once every client of the
+job has gone; the work stops at its next step), and the cost bound is charged in the process as on
+a thread: the same request stops at the same step. A process that dies (killed for memory) fails
+the jobs it held with `ProcessLost` (503 + Retry-After) and is started again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -30,12 +29,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from model.engine import knobs
 from model.engine.cancel import bounded, check
+from model.engine.golden import answers_digest
 from model.engine.language_model import LanguageModel
-from model.engine.params import SamplingParams
 
 log = logging.getLogger("uvicorn.error")  # the service's logger
 
@@ -70,20 +67,6 @@ class ProcessLost(Exception):
         super().__init__("a model process stopped while computing this request; retry in 1 s")
 
 
-def probe_digest(model: LanguageModel) -> str:
-    """sha256 of seeded names with their losses (in passes of 1 and 40 rows) and of word scores
-    (each condition's): the bytes a process must share with the server before it takes work."""
-    h = hashlib.sha256()
-    conditions = [None] + [{key: value} for key, values in model.conditions.items() for value in values]
-    for condition in conditions:
-        for samples in model.sample_batch([(1, 7), (39, 11)], SamplingParams(), condition):
-            for s in samples:
-                h.update(s.name.encode() + np.float64(s.loss).tobytes())
-        for score in model.word_losses(["emma", "xqzv", "christopher"], condition):
-            h.update(np.array(score.nlls).tobytes())
-    return h.hexdigest()
-
-
 # In a model process: its models, and the shared bytes that say a job's clients have gone.
 _models: dict[str, LanguageModel] = {}
 _gone_flags: Any = None
@@ -106,8 +89,8 @@ def _start(specs: list[tuple[str, str, int | None]], gone_flags: Any) -> None:
     gc.freeze()  # as the server does after loading (app.main)
 
 
-def _probes() -> dict[str, str]:
-    return {name: probe_digest(model) for name, model in _models.items()}
+def _digests() -> dict[str, str]:
+    return {name: answers_digest(model) for name, model in _models.items()}
 
 
 @dataclass(frozen=True)
@@ -133,12 +116,13 @@ class _Process:
 class ModelProcesses:
     """`count` processes serving every forward-pass model of `models` (all on the CPU)."""
 
-    def __init__(self, count: int, models: dict[str, LanguageModel], slots: int) -> None:
-        """`slots`: the most jobs in flight at once (the runner's queue bound)."""
+    def __init__(self, count: int, served: dict[str, LanguageModel], slots: int) -> None:
+        """`served`: the forward-pass models; `slots`: the most jobs in flight at once (the
+        runner's queue bound)."""
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["model.engine.language_model"])
         self.context = context
-        self.served = {name: m for name, m in models.items() if not m.rows_independent}
+        self.served = served
         self.specs = [(name, str(m.checkpoint.path), m.min_rows) for name, m in self.served.items()]
         self.gone_flags = context.RawArray("b", slots)
         self.free_slots = list(range(slots))
@@ -148,12 +132,12 @@ class ModelProcesses:
     def start(cls, count: int, models: dict[str, LanguageModel], slots: int) -> ModelProcesses | None:
         """Started and checked processes, or None (logged) when none are wanted or they cannot
         give the server's bytes: the work then runs on threads."""
-        forward = [m for m in models.values() if not m.rows_independent]
-        if count < 1 or not forward or any(m.device.type != "cpu" for m in forward):
+        forward = {name: m for name, m in models.items() if not m.rows_independent}
+        if count < 1 or not forward or any(m.device.type != "cpu" for m in forward.values()):
             return None
         processes = None
         try:
-            processes = cls(count, models, slots)
+            processes = cls(count, forward, slots)
             problem = processes.check()
         except Exception as exc:  # e.g. a process that failed to start: its pool is broken
             problem = f"a model process failed to start ({type(exc).__name__}: {exc})"
@@ -171,9 +155,9 @@ class ModelProcesses:
         )
 
     def check(self) -> str | None:
-        """Why some process's probe bytes differ from this server's (None: every one agrees)."""
-        answers = [process.pool.submit(_probes) for process in self.processes]  # they start side by side
-        expected = {name: probe_digest(model) for name, model in self.served.items()}
+        """Why some process's golden digests differ from this server's (None: every one agrees)."""
+        answers = [process.pool.submit(_digests) for process in self.processes]  # they start side by side
+        expected = {name: answers_digest(model) for name, model in self.served.items()}
         for number, answer in enumerate(answers):
             got = answer.result()
             differ = [name for name in expected if got.get(name) != expected[name]]

@@ -145,7 +145,7 @@ def test_a_killed_process_fails_its_job_with_process_lost_and_is_started_again(p
 
 def test_processes_that_answer_other_bytes_are_not_used(models, monkeypatch, caplog):
     # the server's own digests change here; the processes (forked from the forkserver) keep theirs
-    monkeypatch.setattr(processes_module, "probe_digest", lambda model: "other bytes")
+    monkeypatch.setattr(processes_module, "answers_digest", lambda model: "other bytes")
     with caplog.at_level(logging.WARNING, logger="uvicorn.error"):
         assert ModelProcesses.start(1, models, slots=4) is None
     assert "model processes off" in caplog.text and "names-gru-distilled" in caplog.text
