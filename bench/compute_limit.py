@@ -1,9 +1,11 @@
 """How close in-process sampling comes to one core's compute limit (issue 19, section 2).
 
-The limit: one thread's float32 GEMM rate (torch, the GEMM every served forward step uses, in a
-serving-like shape) divided by the floating-point work a served name costs. That work is counted,
-not assumed: torch's FlopCounterMode around 1,000 names drawn through the model's own source (the
-GRU's NumPy steps call torch's GEMM, so they are counted too), divided by the characters drawn
+The limit: one thread's float32 GEMM rate in a serving-like shape, from the fastest of the kernels
+at hand (torch's `mm`, which the torch-stepped families' layers use, and oneDNN's linear on a
+packed weight, which the GRU's NumPy steps use: `model.families.dense`), divided by the
+floating-point work a served name costs. That work is counted, not assumed: torch's
+FlopCounterMode around 1,000 names drawn through the model's own source, plus the dense layers'
+GEMMs (2 x rows x in x out each), which the mode does not see, divided by the characters drawn
 (each name's characters and its end). The share is the measured rate of 10,000 names over it.
 """
 
@@ -11,36 +13,54 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.timing import median_seconds
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
+from model.families.dense import Dense
 
 GEMM_SHAPE = (256, 256, 768)  # rows x hidden @ hidden x 3 hidden: a GRU step of one 256-row chunk
 
 
-def gemm_gflops(repeats: int = 50) -> float:
-    """One thread's float32 GEMM rate in GFLOP/s (median of `repeats`)."""
+def gemm_gflops(repeats: int = 50) -> dict[str, float]:
+    """One thread's float32 GEMM rate in GFLOP/s per kernel (median of `repeats`)."""
     m, k, n = GEMM_SHAPE
     a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - started)
-    return 2 * m * k * n / statistics.median(times) / 1e9
+    dense, x = Dense(b.T, torch.zeros(n)), a.numpy()
+    kernels = {"torch.mm": lambda: torch.mm(a, b)}
+    if dense.packed is not None:
+        kernels["oneDNN linear, packed"] = lambda: dense(x)
+    return {name: 2 * m * k * n / median_seconds(call, repeats) / 1e9 for name, call in kernels.items()}
+
+
+@contextmanager
+def counting_dense_flops() -> Iterator[list[int]]:
+    """Counts the dense layers' GEMM FLOPs into the yielded one-item list while open."""
+    flops = [0]
+    call = Dense.__call__
+
+    def counted(self: Dense, x: np.ndarray) -> np.ndarray:
+        flops[0] += 2 * x.shape[0] * self.weight.shape[1] * self.weight.shape[0]
+        return call(self, x)
+
+    with mock.patch.object(Dense, "__call__", counted):
+        yield flops
 
 
 def measure(model: LanguageModel, gflops: float, names: int = 10_000) -> dict:
     """FLOPs per character, the names/s limit at `gflops`, the measured names/s and the share."""
     params = SamplingParams()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, counting_dense_flops() as dense_flops:
         drawn = model.sample(1000, params, 0).names
     chars = sum(len(sample.name) + 1 for sample in drawn)
-    flops_per_char = counter.get_total_flops() / chars
+    flops_per_char = (counter.get_total_flops() + dense_flops[0]) / chars
     limit = gflops * 1e9 / (flops_per_char * chars / len(drawn)) if flops_per_char else float("inf")
     times = []
     for seed in range(3):

@@ -57,8 +57,9 @@ TORCH64_SECONDS_PER_PARAMETER = 3.8e-10
 TORCH32_SECONDS_PER_PARAMETER = 1.4e-10
 
 # Batch-invariant forward steps (issue 19). A BLAS call's bits for one row may depend on how many
-# rows share the call: measured bit for bit at 36 sizes from 1 to 4,096, the NumPy GRU step differs
-# only at 1 row (a matrix-vector kernel), torch float64 steps between <= 3 and >= 4 rows, and NumPy
+# rows share the call: measured bit for bit at 36 sizes from 1 to 4,096, the NumPy GRU step on
+# torch's `mm` differed only at 1 row (a matrix-vector kernel; on oneDNN's linear, which it uses
+# now, at none: `model.families.dense`), torch float64 steps between <= 3 and >= 4 rows, and NumPy
 # float64 matmuls with a 27-wide output around 129-512 rows. So a forward source pads every step to
 # at least a minimum of rows and every pass (sampling, scoring) holds at most FORWARD_CHUNK_ROWS
 # rows: each row then sees batch sizes in one invariant range, alone or among other requests'.

@@ -100,7 +100,9 @@ def test_padding_keeps_the_rows_and_adds_copies():
     state, logits = source.steps.step(state, np.array([3]))
     assert logits.shape == (1, 27)
     kept = source.steps.keep(state, np.array([0, 0]))
-    assert kept[1] == 2 and kept[0].shape[1] == 4  # [layers, rows, hidden]: padded to 4 rows
+    ((hidden, ahead),) = kept[0]  # the GRU's one layer: its hidden state and what that feeds
+    assert kept[1] == 2 and len(hidden) == len(ahead) == 4  # padded to 4 rows
+    assert np.array_equal(hidden[2], hidden[0]) and np.array_equal(ahead[3], ahead[0])  # copies of row 0
 
 
 @pytest.mark.parametrize("name", sorted(path.stem for path in WEIGHTS.glob("*.safetensors")))

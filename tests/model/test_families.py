@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,25 @@ def test_keep_continues_like_the_kept_rows_alone(kind):
     for i, row in enumerate(rows.tolist()):
         _, alone = step_through(model, ids[row : row + 1])
         torch.testing.assert_close(continued[i], alone[0, 5:], **TOL)
+
+
+@torch.no_grad()
+def test_the_grus_numpy_steps_equal_its_sequence_logits_and_keep_follows_the_rows():
+    """The GRU's NumPy serving steps (two layers: each layer's one dense call feeds the next
+    step, the layer above and the head) compute what its torch module computes."""
+    model = small_model("gru").for_inference()
+    steps = model.numpy_steps()
+    ids = random_rows(5, 24)
+    expected = model.sequence_logits(ids).numpy()
+    state = steps.start(5)
+    for t in range(10):
+        state, logits = steps.step(state, ids[:, t].numpy())
+        np.testing.assert_allclose(logits, expected[:, t], **TOL)
+    rows = np.array([3, 1, 3])  # a reordering subset with a repeat
+    state = steps.keep(state, rows)
+    for t in range(10, 24):
+        state, logits = steps.step(state, ids[rows, t].numpy())
+        np.testing.assert_allclose(logits, expected[rows, t], **TOL)
 
 
 @torch.no_grad()
@@ -295,4 +315,5 @@ def test_the_hand_written_family_lists_match_the_registry():
     (naming,) = [c for c in contracts if "nothing names a family" in c["name"]]
     assert sorted(naming["forbidden_modules"]) == sorted(f"model.families.{k}" for k in family_kinds())
     files = {path.stem for path in (ROOT / "model" / "families").glob("*.py")}
-    assert files - {"__init__", "base", "registry"} == set(family_kinds())
+    shared = {"__init__", "base", "registry", "dense"}  # the contract, the registry, a serving layer
+    assert files - shared == set(family_kinds())
