@@ -169,8 +169,8 @@ CLASSIFY_EXAMPLE: dict[str, Any] = {
     "model": "names-gru-gender",
     "prior": {"gender": {"female": 0.5701005390885432, "male": 0.4298994610058126}},
     "results": [
-        {"word": "emma", "gender": {"female": 0.9961716166175036, "male": 0.0038283833824964185}},
-        {"word": "john", "gender": {"female": 0.007398319012210498, "male": 0.9926016809877896}},
-        {"word": "riley", "gender": {"female": 0.9475993785120079, "male": 0.05240062148799208}},
+        {"word": "emma", "gender": {"female": 0.9961716345050776, "male": 0.0038283654949223156}},
+        {"word": "john", "gender": {"female": 0.0073983199686411686, "male": 0.992601680031359}},
+        {"word": "riley", "gender": {"female": 0.9475993655716526, "male": 0.05240063442834736}},
     ],
 }
