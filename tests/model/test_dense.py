@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.families.dense import Dense
+from model.families.dense import EXACT_ROWS, MAX_ROWS, Dense, padded_rows
 
 
 @pytest.fixture
@@ -43,3 +43,25 @@ def test_a_strided_input_gives_the_bits_of_a_contiguous_one(layer):
     x = np.random.default_rng(2).standard_normal((16, 512)).astype(np.float32)
     layer_ = Dense(*layer)
     assert layer_(x[:, ::2]).tobytes() == layer_(np.ascontiguousarray(x[:, ::2])).tobytes()
+
+
+def test_calls_run_at_few_batch_sizes_with_little_padding():
+    sizes = [padded_rows(rows) for rows in range(1, MAX_ROWS + 1)]
+    assert sizes[:EXACT_ROWS] == list(range(1, EXACT_ROWS + 1))  # small calls as they are
+    assert all(rows <= size <= rows * 1.125 for rows, size in enumerate(sizes, start=1))
+    assert len(set(sizes)) <= 48 and sizes[-1] == MAX_ROWS
+
+
+@pytest.mark.parametrize("rows", [17, 255, 700])
+def test_padded_and_split_calls_give_each_row_what_a_call_at_a_kernel_size_gives(layer, rows):
+    """Padding rows to a kernel size and splitting past `MAX_ROWS` only add or cut rows: every row
+    gets the bits of the same row computed in a call of exactly that size."""
+    layer_ = Dense(*layer)
+    x = np.random.default_rng(rows).standard_normal((rows, 256)).astype(np.float32)
+    out = layer_(x)
+    assert out.shape == (rows, 795)
+    for start in range(0, rows, MAX_ROWS):
+        part = x[start : start + MAX_ROWS]
+        exact = np.zeros((padded_rows(len(part)), 256), dtype=np.float32)
+        exact[: len(part)] = part
+        assert layer_(exact)[: len(part)].tobytes() == out[start : start + len(part)].tobytes()
