@@ -152,10 +152,12 @@ def sample_rows_vectorised(
         ids[rows, t] = nxt
         going = nxt != BOUNDARY_ID
         lengths[rows[~going]] = t
-        rows, in_block = rows[going], in_block[going]
-        if not len(rows):
-            break
-        state = source.advance(source.keep(state, np.flatnonzero(going)), nxt[going])
+        if not going.all():  # some rows ended: forward only the others
+            rows, in_block = rows[going], in_block[going]
+            if not len(rows):
+                break
+            state, nxt = source.keep(state, np.flatnonzero(going)), nxt[going]
+        state = source.advance(state, nxt)
     else:  # rows cut at `steps`: score the end token too (state holds their last prefix)
         sums[rows] += source.log_prob(state, np.zeros(len(rows), dtype=np.int64))
     truncated = np.zeros(n, dtype=bool)
