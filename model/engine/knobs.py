@@ -38,7 +38,7 @@ INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
 INLINE_MAX_NUMPY_NAMES = 16
 INLINE_MAX_NUMPY_WORDS = 16
 # Model processes (app.serving.processes) a server starts by default: one per worker thread, at
-# most this many. Each adds about 120 MB (PSS, its share of the forkserver's included), and one
+# most this many. Each adds about 140 MB (PSS, its share of the forkserver's included), and one
 # event loop feeds only a few: more cores are better spent on more replicas.
 MAX_DEFAULT_PROCESSES = 4
 
