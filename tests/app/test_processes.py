@@ -8,6 +8,7 @@ import signal
 import threading
 
 import pytest
+import uvloop
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -68,6 +69,16 @@ CALLS = [
 def test_a_process_answers_with_the_bytes_computed_here(processes, models, name, call):
     model = models[name]
     assert pickle.dumps(run(processes, model, call)) == pickle.dumps(call(model))
+
+
+def test_a_big_answer_arrives_whole_on_the_servers_loop(processes, models):
+    """The server runs uvloop, which makes a watched pipe non-blocking: an answer of about a
+    megabyte (5,000 pickled names) must still be read whole, never half a message."""
+    model = models["names-gru-distilled"]
+    call = ModelCall("sample_batch", ([(5000, 11)], SamplingParams()))
+    expected = pickle.dumps(call(model))
+    assert len(expected) > 200_000
+    assert pickle.dumps(uvloop.run(processes.run(model, call))) == expected
 
 
 def test_both_processes_take_work_and_the_least_busy_gets_the_next_job(processes, models):
