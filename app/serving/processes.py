@@ -29,6 +29,8 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -96,13 +98,23 @@ def _start(specs: list[tuple[str, str, int | None]], gone_flags: Any) -> None:
 
 def _serve(conn: Connection, specs: list[tuple[str, str, int | None]], gone_flags: Any) -> None:
     """A model process: set up, then answer the jobs read from `conn` one after the other, in
-    order, each with ("ok", its value) or ("error", its exception); until the server closes `conn`."""
+    order, each with ("ok", its value) or ("error", its exception); until the server closes `conn`.
+    A thread reads the jobs as they come: were they read only between jobs, a server sending more
+    jobs while this process writes a big answer would wait on a full pipe, this process on the
+    server reading its answer, and neither would move."""
     _start(specs, gone_flags)
-    while True:
+    jobs: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read_jobs() -> None:
         try:
-            name, call, slot, budget = pickle.loads(conn.recv_bytes())
-        except EOFError:
-            return
+            while True:
+                jobs.put(conn.recv_bytes())
+        except (EOFError, OSError):
+            jobs.put(None)
+
+    threading.Thread(target=read_jobs, name="namegen-jobs", daemon=True).start()
+    while (job := jobs.get()) is not None:
+        name, call, slot, budget = pickle.loads(job)
         try:
             answer = ("ok", _digests() if name is None else _run(name, call, slot, budget))
             message = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
@@ -111,7 +123,10 @@ def _serve(conn: Connection, specs: list[tuple[str, str, int | None]], gone_flag
                 message = pickle.dumps(("error", exc), pickle.HIGHEST_PROTOCOL)
             except Exception:  # an exception that does not pickle: its text still arrives
                 message = pickle.dumps(("error", RuntimeError(repr(exc))), pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(message)
+        try:
+            conn.send_bytes(message)
+        except OSError:  # the server has gone
+            return
 
 
 def _digests() -> dict[str, str]:
