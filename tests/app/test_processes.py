@@ -8,7 +8,6 @@ import signal
 import threading
 
 import pytest
-import uvloop
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -69,42 +68,6 @@ CALLS = [
 def test_a_process_answers_with_the_bytes_computed_here(processes, models, name, call):
     model = models[name]
     assert pickle.dumps(run(processes, model, call)) == pickle.dumps(call(model))
-
-
-def test_a_big_answer_arrives_whole_on_the_servers_loop(processes, models):
-    """The server runs uvloop, which makes a watched pipe non-blocking: an answer of about a
-    megabyte (5,000 pickled names) must still be read whole, never half a message."""
-    model = models["names-gru-distilled"]
-    call = ModelCall("sample_batch", ([(5000, 11)], SamplingParams()))
-    expected = pickle.dumps(call(model))
-    assert len(expected) > 200_000
-    assert pickle.dumps(uvloop.run(processes.run(model, call))) == expected
-
-
-def test_jobs_sent_while_a_process_writes_big_answers_never_leave_both_waiting(models):
-    """40 jobs at once to one process, each scoring 1,000 words (about 10 KB; an answer of about
-    300 KB), as 40 concurrent /loss requests send them: more job bytes than a pipe holds go out
-    while the process writes its answers (`make bench` at c=64 stalled so before jobs were read
-    by a thread)."""
-    model = models["names-gru-distilled"]
-    call = ModelCall(
-        "word_losses", ([("abcdefghijklmnopqrstuvwxyz" * 2)[i % 26 :][: 4 + i % 6] for i in range(1000)],)
-    )
-    one = ModelProcesses.start(1, {model.name: model}, slots=40)
-    answers: list = []
-
-    async def forty() -> list:
-        return await asyncio.gather(*(one.run(model, call) for _ in range(40)))
-
-    worker = threading.Thread(target=lambda: answers.extend(uvloop.run(forty())), daemon=True)
-    worker.start()
-    worker.join(timeout=60)
-    try:
-        assert len(answers) == 40, "the server and the process waited on each other"
-        assert all(pickle.dumps(answer) == pickle.dumps(answers[0]) for answer in answers)
-    finally:
-        if not worker.is_alive():
-            one.close()
 
 
 def test_both_processes_take_work_and_the_least_busy_gets_the_next_job(processes, models):
