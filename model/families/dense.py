@@ -24,8 +24,8 @@ import torch
 PACK_FOR_ROWS = 16
 # oneDNN builds (and keeps) a kernel for every batch size it meets, and memory grows with each:
 # calls at every size from 1 to 256 added 169 MB of RSS (85 MB with its primitive cache off), at
-# the 31 sizes 1-16 and 32-256 in steps of 16 21 MB. So a call runs at one of a few sizes: up to
-# `EXACT_ROWS` rows as they are, more rounded up to 4 significant bits (at most 12.5 % padding
+# the 31 sizes 1-16 and 32-256 in steps of 16 21 MB. So a call runs at one of 48 sizes (30 MB): up
+# to `EXACT_ROWS` rows as they are, more rounded up to 4 significant bits (at most 12.5 % padding
 # rows), at most `MAX_ROWS` at once. A row's bits do not depend on its batch (above), so this only
 # costs the padding rows' arithmetic.
 EXACT_ROWS = 16
