@@ -47,7 +47,7 @@ def counting_dense_flops() -> Iterator[list[int]]:
     call = Dense.__call__
 
     def counted(self: Dense, x: np.ndarray) -> np.ndarray:
-        flops[0] += 2 * x.shape[0] * self.weight.shape[1] * self.weight.shape[0]
+        flops[0] += 2 * x.shape[0] * self.weight.shape[1] * self.out_features
         return call(self, x)
 
     with mock.patch.object(Dense, "__call__", counted):

@@ -215,8 +215,8 @@ class NumpyGRU:
                 weight.append(halve_gates(getattr(gru, f"weight_ih_l{i + 1}"), hidden))
                 bias.append(halve_gates(getattr(gru, f"bias_ih_l{i + 1}"), hidden))
             else:  # h feeds the head
-                weight.append(model.head.weight.detach().to("cpu", torch.float32))
-                bias.append(model.head.bias.detach().to("cpu", torch.float32))
+                weight.append(model.head.weight)
+                bias.append(model.head.bias)
             dense.append(Dense(torch.cat(weight), torch.cat(bias)))
         inputs = model.embedding.weight
         if model.condition_embedding is not None:  # the condition's vector joins every id's input
