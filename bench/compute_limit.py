@@ -3,10 +3,13 @@
 The limit: one thread's float32 GEMM rate in a serving-like shape, from the fastest of the kernels
 at hand (torch's `mm`, which the torch-stepped families' layers use, and oneDNN's linear on a
 packed weight, which the GRU's NumPy steps use: `model.families.dense`), divided by the
-floating-point work a served name costs. That work is counted, not assumed: torch's
+floating-point work a name costs the network. That work is counted, not assumed: torch's
 FlopCounterMode around 1,000 names drawn through the model's own source, plus the dense layers'
 GEMMs (2 x rows x in x out each), which the mode does not see, divided by the characters drawn
-(each name's characters and its end). The share is the measured rate of 10,000 names over it.
+(each name's characters and its end). It is counted with the prefix table off, so every step is
+computed; with it on, a name's first steps are lookups (`ForwardSource.tabled`), and the work
+the served path still does is reported beside it. The share is the measured rate of 10,000
+names, as served (table on), over the limit.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.timing import median_seconds
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
+from model.engine.sources import ForwardSource
 from model.families.dense import Dense
 
 GEMM_SHAPE = (256, 256, 768)  # rows x hidden @ hidden x 3 hidden: a GRU step of one 256-row chunk
@@ -54,14 +58,31 @@ def counting_dense_flops() -> Iterator[list[int]]:
         yield flops
 
 
-def measure(model: LanguageModel, gflops: float, names: int = 10_000) -> dict:
-    """FLOPs per character, the names/s limit at `gflops`, the measured names/s and the share."""
-    params = SamplingParams()
-    with FlopCounterMode(display=False) as counter, counting_dense_flops() as dense_flops:
-        drawn = model.sample(1000, params, 0).names
+def flops_per_char(model: LanguageModel, prefix_table: bool) -> tuple[float, float]:
+    """FLOPs per character drawn over 1,000 names (seed 0), and the characters per name."""
+    for source in model.sources:
+        if isinstance(source, ForwardSource):
+            source.use_prefix_table(prefix_table)
+            source.table_levels()  # built now, not counted
+    try:
+        with FlopCounterMode(display=False) as counter, counting_dense_flops() as dense_flops:
+            drawn = model.sample(1000, SamplingParams(), 0).names
+    finally:
+        for source in model.sources:
+            if isinstance(source, ForwardSource):
+                source.use_prefix_table(True)
     chars = sum(len(sample.name) + 1 for sample in drawn)
-    flops_per_char = (counter.get_total_flops() + dense_flops[0]) / chars
-    limit = gflops * 1e9 / (flops_per_char * chars / len(drawn)) if flops_per_char else float("inf")
+    return (counter.get_total_flops() + dense_flops[0]) / chars, chars / len(drawn)
+
+
+def measure(model: LanguageModel, gflops: float, names: int = 10_000) -> dict:
+    """FLOPs per character (the network's, and what the served path computes), the names/s limit
+    at `gflops`, the measured names/s and the share."""
+    params = SamplingParams()
+    per_char, chars_per_name = flops_per_char(model, prefix_table=False)
+    computed_per_char, _ = flops_per_char(model, prefix_table=True)
+    limit = gflops * 1e9 / (per_char * chars_per_name) if per_char else float("inf")
+    model.sample(1000, params, 0)  # warm: the prefix table built again
     times = []
     for seed in range(3):
         started = time.perf_counter()
@@ -69,8 +90,9 @@ def measure(model: LanguageModel, gflops: float, names: int = 10_000) -> dict:
         times.append(time.perf_counter() - started)
     rate = names / statistics.median(times)
     return {
-        "mflop_per_char": flops_per_char / 1e6,
-        "chars_per_name": chars / len(drawn),
+        "mflop_per_char": per_char / 1e6,
+        "computed_mflop_per_char": computed_per_char / 1e6,
+        "chars_per_name": chars_per_name,
         "limit_names_per_s": limit,
         "names_per_s": rate,
         "share_of_limit": rate / limit,

@@ -220,6 +220,7 @@ class LanguageModel:
         for source in self.sources:
             if isinstance(source, ForwardSource):
                 source.min_rows = knobs.PAD_MIN_ROWS if min_rows is None else min_rows
+                source.batch_invariant = min_rows is not None
         self.min_rows = min_rows
         self.batching = "exact" if min_rows is not None else "off"
 

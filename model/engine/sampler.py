@@ -128,13 +128,17 @@ def sample_rows_python(
 def sample_rows_vectorised(
     source: NextCharSource, alphabet: str, keys: StreamKeys, prefix: list[int], steps: int, shaping: Shaping
 ) -> Sampled:
-    """All rows advance together, one character position per step, as array operations."""
+    """All rows advance together, one character position per step, as array operations. While a
+    row's prefix is shorter than the source's prefix table (`NextCharSource.table_levels`), its
+    next state is looked up there instead of computed."""
     n = len(keys.seeds)
     ids = np.zeros((n, steps), dtype=np.int64)
     lengths = np.full(n, steps, dtype=np.int64)
     sums = np.zeros(n)
     rows = np.arange(n)
     state = source.start(prefix)  # one row: every name shares the first distribution
+    tabled_steps = max(0, source.table_levels() - 1 - len(prefix))  # steps whose state is tabled
+    codes = np.full(n, source.prefix_code(prefix) if tabled_steps else 0, dtype=np.int64)
     if steps == 0:
         state = source.keep(state, np.zeros(n, dtype=np.int64))
     for t in range(steps):
@@ -146,18 +150,26 @@ def sample_rows_vectorised(
         cdf = source.cdf(state, shaping, first_step=t == 0)
         draws = block.take(in_block + t % knobs.DRAW_BLOCK)
         nxt = (cdf < draws[:, None]).argmin(axis=1)  # bisect_left, row by row (the last column is 1)
-        if t == 0:
-            state = source.keep(state, np.zeros(n, dtype=np.int64))
-        sums[rows] += source.log_prob(state, nxt)
+        if t == 0:  # every row read the start's one distribution
+            sums[rows] += source.log_probs(state)[0, nxt]
+        else:
+            sums[rows] += source.log_prob(state, nxt)
         ids[rows, t] = nxt
         going = nxt != BOUNDARY_ID
         lengths[rows[~going]] = t
         if not going.all():  # some rows ended: forward only the others
-            rows, in_block = rows[going], in_block[going]
+            rows, in_block, codes, nxt = rows[going], in_block[going], codes[going], nxt[going]
             if not len(rows):
                 break
-            state, nxt = source.keep(state, np.flatnonzero(going)), nxt[going]
-        state = source.advance(state, nxt)
+            if t > 0:
+                state = source.keep(state, np.flatnonzero(going))
+        if t < tabled_steps:
+            codes = codes * source.vocab_size + nxt
+            state = source.tabled(len(prefix) + t + 1, codes)
+        else:
+            if t == 0:
+                state = source.keep(state, np.zeros(len(rows), dtype=np.int64))
+            state = source.advance(state, nxt)
     else:  # rows cut at `steps`: score the end token too (state holds their last prefix)
         sums[rows] += source.log_prob(state, np.zeros(len(rows), dtype=np.int64))
     truncated = np.zeros(n, dtype=bool)

@@ -13,6 +13,7 @@ and the language model only use the methods of `NextCharSource`.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,21 @@ class NextCharSource:
     def score(self, words: list[list[int]]) -> list[np.ndarray]:
         """For each word (ids), log p of each of its characters and then of the end token."""
         raise NotImplementedError
+
+    def table_levels(self) -> int:
+        """Prefix lengths 0 to this - 1 have every prefix's state in a table (`tabled`); 0: none."""
+        return 0
+
+    def tabled(self, length: int, codes: np.ndarray) -> State:
+        """The states after '.' + the `length` ids each code stands for (`prefix_code`)."""
+        raise NotImplementedError
+
+    def prefix_code(self, ids: list[int] | np.ndarray) -> int:
+        """Ids read as a base-`vocab_size` number: a prefix's row in its level of the table."""
+        code = 0
+        for idx in ids:
+            code = code * self.vocab_size + int(idx)
+        return code
 
     def log_prob(self, state: State, ids: np.ndarray) -> np.ndarray:
         """The unshaped log p of ids[r] for each row r."""
@@ -114,6 +130,16 @@ class PaddedSteps:
             rows = np.concatenate([rows, np.zeros(self.min_rows - count, dtype=np.int64)])
         return self.inner.keep(state[0], rows), count
 
+    @property
+    def joinable(self) -> bool:
+        return getattr(self.inner, "joinable", False)
+
+    def join(self, states: list[State]) -> State:
+        """One state of the real rows of `states`, in order (padded again if they are too few)."""
+        real = [self.inner.keep(inner, np.arange(rows)) for inner, rows in states]
+        count = sum(rows for _, rows in states)
+        return self.keep((self.inner.join(real), count), np.arange(count))
+
 
 def state_bytes(state: State) -> int:
     """The bytes of the arrays and tensors in a (nested tuple) state."""
@@ -151,6 +177,11 @@ class ForwardSource(NextCharSource):
         # so a cached start is bit-identical to a fresh one (safe for the seed contract).
         self._starts: dict[tuple[int, ...], State] = {}
         self.start_cache_bytes = 0  # held by `_starts`, at most knobs.START_CACHE_BYTES
+        # Set once a self-test found the steps batch-invariant (`LanguageModel.pad_to`): then a
+        # state computed in any batch is the state computed alone, and the prefix table may serve it.
+        self.batch_invariant = False
+        self._table: list[State] | None = None  # `_prefix_table`, built on first use
+        self._table_lock = threading.Lock()
 
     @property
     def min_rows(self) -> int:
@@ -162,6 +193,53 @@ class ForwardSource(NextCharSource):
         self.steps.min_rows = rows
         self._starts.clear()  # computed under the old padding
         self.start_cache_bytes = 0
+        self._table = None
+
+    def table_levels(self) -> int:
+        return len(self._prefix_table())
+
+    def use_prefix_table(self, on: bool) -> None:
+        """Serve from the prefix table (built on first use) or compute every step: the same bits."""
+        self._table = None if on else []
+
+    def tabled(self, length: int, codes: np.ndarray) -> State:
+        return self.keep(self._prefix_table()[length], codes)
+
+    def _prefix_table(self) -> list[State]:
+        """The prefix table: level k holds the state after '.' + every k ids, rows in code order
+        (`prefix_code`), for k = 0 up to `knobs.PREFIX_TABLE_LEVELS` - 1 while it fits
+        `knobs.PREFIX_TABLE_BYTES`. Every name starts in it and every word is scored through it, so
+        their first steps are a lookup. Only for batch-invariant steps that can join states:
+        a level is computed in passes of at most `knobs.FORWARD_CHUNK_ROWS` rows, so each row is
+        the bits it is in any pass, alone or batched (the start cache's argument)."""
+        if self._table is not None:
+            return self._table
+        with self._table_lock:
+            if self._table is None:
+                self._table = self._build_table() if self.batch_invariant and self.steps.joinable else []
+        return self._table
+
+    def _build_table(self) -> list[State]:
+        v, chunk = self.vocab_size, knobs.FORWARD_CHUNK_ROWS
+        levels = [self.keep(self.start([]), np.zeros(1, dtype=np.int64))]  # after '.' alone
+        row_bytes, rows = state_bytes(levels[0]), 1
+        while len(levels) < knobs.PREFIX_TABLE_LEVELS:
+            parents = v ** (len(levels) - 1)
+            rows += parents * v
+            if row_bytes * rows > knobs.PREFIX_TABLE_BYTES:
+                break
+            parent_rows = np.repeat(np.arange(parents), v)
+            ids = np.tile(np.arange(v), parents)
+            passes = [
+                self.advance(self.keep(levels[-1], parent_rows[i : i + chunk]), ids[i : i + chunk])
+                for i in range(0, len(ids), chunk)
+            ]
+            levels.append(self.join(passes))
+        return levels
+
+    def join(self, states: list[State]) -> State:
+        """One state of the rows of `states`, in order."""
+        return self.steps.join([state[0] for state in states]), np.concatenate([s[1] for s in states])
 
     def step_seconds(self, position: int) -> float:
         if self.cheap_steps:
@@ -240,14 +318,22 @@ class ForwardSource(NextCharSource):
             rows[row, 1 : lengths[row] + 1] = words[i]
         picked = np.zeros((len(words), longest + 1))
         last = np.zeros((len(words), self.vocab_size)) if finals else None
-        state = self.steps.start(len(words))
+        tabled = self.table_levels()  # steps 0 .. tabled - 1 are lookups in the prefix table
+        codes = np.zeros(len(words), dtype=np.int64)
+        state = None if tabled else self.steps.start(len(words))
         for t in range(longest + 1):
             going = int((lengths >= t).sum())  # rows (a prefix: longest first) with a target at t
             cancel.charge(going * self.step_seconds(t + 1))
             if going < len(rows):
-                state, rows = self.steps.keep(state, np.arange(going)), rows[:going]
-            state, logits = self.steps.step(state, rows[:, t])
-            log_probs = log_softmax_rows(logits)
+                rows, codes = rows[:going], codes[:going]
+                if t >= tabled:
+                    state = self.steps.keep(state, np.arange(going))
+            if t < tabled:  # the state after '.' + the first t ids
+                codes = codes * self.vocab_size + rows[:, t] if t else codes
+                state, log_probs = self.tabled(t, codes)
+            else:
+                state, logits = self.steps.step(state, rows[:, t])
+                log_probs = log_softmax_rows(logits)
             picked[:going, t] = log_probs[np.arange(going), rows[:, t + 1]]
             if last is not None:
                 ending = np.flatnonzero(lengths[:going] == t)
@@ -357,6 +443,16 @@ class GuidedSteps:
 
     def keep(self, state: State, rows: np.ndarray) -> State:
         return self.conditioned.keep(state[0], rows), self.unconditioned.keep(state[1], rows)
+
+    @property
+    def joinable(self) -> bool:
+        return all(getattr(steps, "joinable", False) for steps in (self.conditioned, self.unconditioned))
+
+    def join(self, states: list[State]) -> State:
+        return (
+            self.conditioned.join([state[0] for state in states]),
+            self.unconditioned.join([state[1] for state in states]),
+        )
 
 
 def build_guided_source(

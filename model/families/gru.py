@@ -258,6 +258,15 @@ class NumpyGRU:
     def keep(self, state: State, rows: np.ndarray) -> State:
         return tuple((h[rows], ahead[rows]) for h, ahead in state)
 
+    joinable = True
+
+    def join(self, states: list[State]) -> State:
+        """One state of the rows of `states`, in order."""
+        return tuple(
+            (np.concatenate([s[i][0] for s in states]), np.concatenate([s[i][1] for s in states]))
+            for i in range(len(self.dense))
+        )
+
 
 FAMILY = register(
     Family("gru", GRUConfig, GRU, RECIPE, "embedding -> GRU -> dropout -> head; reads the whole prefix")

@@ -1,0 +1,127 @@
+"""The prefix table (`knobs.PREFIX_TABLE_LEVELS`): the state after '.' + every short prefix,
+looked up instead of computed. It is an accelerator only: no bit of any answer may change."""
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+
+from model.engine import knobs
+from model.engine.language_model import LanguageModel
+from model.engine.params import SamplingParams
+from model.engine.sources import ForwardSource, log_softmax_rows, state_bytes
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """As the service runs: one BLAS and one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
+def served(name: str) -> LanguageModel:
+    """A committed model as the service loads it: self-tested, so its table may be used."""
+    model = LanguageModel.from_checkpoint(WEIGHTS / f"{name}.safetensors", device="cpu")
+    model.check_batching()
+    return model
+
+
+@contextmanager
+def table_off(model: LanguageModel):
+    """Every source of `model` without its prefix table while open."""
+    for source in model.sources:
+        source.use_prefix_table(False)
+    try:
+        yield
+    finally:
+        for source in model.sources:
+            source.use_prefix_table(True)
+
+
+def answers(model: LanguageModel, rng: np.random.Generator) -> list:
+    """Seeded names with their losses' bytes, word losses and next-character distributions, over
+    prefixes shorter than, as long as and longer than the table's, and names cut at 1-3 letters."""
+    conditions = [None] + [{key: value} for key, values in model.conditions.items() for value in values]
+    out = []
+    for prefix in ["", "a", "ma", "mar"]:
+        for settings in [{}, {"temperature": 1.7, "top_k": 5}, {"max_length": len(prefix) + 2}]:
+            params = SamplingParams(prefix=prefix, **settings)
+            for condition in conditions:
+                sizes, seeds = rng.integers(1, 40, 3).tolist(), rng.integers(0, 2**40, 3).tolist()
+                requests = list(zip(sizes, seeds, strict=True))
+                for batch in model.sample_batch(requests, params, condition):
+                    out.append([(s.name, np.float64(s.loss).tobytes(), s.truncated) for s in batch])
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(k))) for k in rng.integers(1, 9, 60)]
+    for condition in conditions:
+        out.append([np.array(score.nlls).tobytes() for score in model.word_losses(words, condition)])
+        prefixes = ["", "e", "em", "emm", *words[:5]]
+        out.append([got.probs.tobytes() for got in model.next_chars(prefixes, condition)])
+    return out
+
+
+@pytest.mark.parametrize("name", ["names-gru-distilled", "names-gru-gender"])
+def test_answers_are_the_same_bytes_with_and_without_the_table(name):
+    model = served(name)
+    assert [source.table_levels() for source in model.sources] == [3] * len(model.sources)
+    with_table = answers(model, np.random.default_rng(1))
+    with table_off(model):
+        assert model.source.table_levels() == 0
+        without = answers(model, np.random.default_rng(1))
+    assert with_table == without
+
+
+def test_every_tabled_state_is_the_state_computed_alone():
+    source = served("names-gru").source
+    rng = np.random.default_rng(2)
+    for length in range(source.table_levels()):
+        for _ in range(4):
+            ids = [int(i) for i in rng.integers(1, 27, length)]
+            tabled, log_probs = source.tabled(length, np.array([source.prefix_code(ids)]))
+            steps = source.steps
+            state = steps.start(1)
+            for idx in [0, *ids]:  # '.' then the prefix, one lone step each
+                state, logits = steps.step(state, np.array([idx]))
+            assert log_probs.tobytes() == log_softmax_rows(logits).tobytes()
+            ((hidden, ahead),), ((alone_hidden, alone_ahead),) = tabled[0], state[0]
+            assert hidden.tobytes() == alone_hidden.tobytes() and ahead.tobytes() == alone_ahead.tobytes()
+
+
+def test_no_table_without_a_passing_self_test_nor_for_torch_steps_or_tables():
+    gru = served("names-gru")
+    gru.pad_to(None)  # as when no minimum passes: batching "off"
+    assert gru.batching == "off" and gru.source.table_levels() == 0
+    assert served("names-transformer").source.table_levels() == 0  # torch steps cannot join states
+    assert served("names-mlp").source.table_levels() == 0  # a context table needs none
+
+
+def test_the_table_is_bounded_by_bytes(monkeypatch):
+    model = served("names-gru")
+    before = answers(model, np.random.default_rng(3))
+    one_row = state_bytes(model.source.tabled(0, np.zeros(1, dtype=np.int64)))
+    monkeypatch.setattr(knobs, "PREFIX_TABLE_BYTES", 100 * one_row)  # levels 0 and 1 (28 rows) fit
+    model.pad_to(model.min_rows)  # a new padding drops the table
+    assert model.source.table_levels() == 2
+    assert sum(state_bytes(level) for level in model.source._table) <= knobs.PREFIX_TABLE_BYTES
+    assert answers(model, np.random.default_rng(3)) == before
+
+
+def test_joined_states_keep_their_rows_in_order_and_padding():
+    source: ForwardSource = served("names-gru").source
+    source.min_rows = 4
+    steps = source.steps
+    parts = [steps.step(steps.start(rows), np.arange(1, rows + 1))[0] for rows in (1, 2, 3)]
+    joined = steps.join(parts)
+    ((hidden, _),) = joined[0]
+    assert joined[1] == 6 and len(hidden) == 6
+    expected = np.concatenate([part[0][0][0][: part[1]] for part in parts])
+    assert hidden.tobytes() == expected.tobytes()
+    one = steps.join(parts[:1])  # one real row: padded to 4 again
+    assert one[1] == 1 and len(one[0][0][0]) == 4
