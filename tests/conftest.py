@@ -227,3 +227,16 @@ def forward_tiny_model(tiny_checkpoint: Path):
     from model.engine.language_model import LanguageModel
 
     return LanguageModel.from_checkpoint(tiny_checkpoint, device="cpu", max_table_entries=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One BLAS and one torch thread while a module's tests run, as the service runs them."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)

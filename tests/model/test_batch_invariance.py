@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from model.checkpoint import load_checkpoint
 from model.engine import knobs
@@ -25,14 +24,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 FAMILIES = ["bigram", "mlp", "wavenet", "gru", "transformer"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """As the service runs: one BLAS and one torch thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # as the service runs
 
 
 def forward_source(family: str) -> ForwardSource:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from threadpoolctl import threadpool_limits
 
 from model.engine import knobs
 from model.engine.language_model import LanguageModel
@@ -17,14 +15,7 @@ from model.engine.sources import ForwardSource, log_softmax_rows, state_bytes
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """As the service runs: one BLAS and one torch thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # as the service runs
 
 
 def served(name: str) -> LanguageModel:
