@@ -42,9 +42,10 @@ class StreamKeys(NamedTuple):
     @classmethod
     def of_requests(cls, requests: list[tuple[int, int]]) -> StreamKeys:
         """Keys for the rows of several (n, seed) requests, one after the other."""
-        seeds = np.concatenate([np.full(n, seed, dtype=np.uint64) for n, seed in requests])
-        rows = np.concatenate([np.arange(n, dtype=np.uint64) for n, _ in requests])
-        return cls(seeds, rows)
+        sizes = np.array([n for n, _ in requests], dtype=np.int64)
+        seeds = np.repeat(np.array([seed for _, seed in requests], dtype=np.uint64), sizes)
+        firsts = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each row's request's first row
+        return cls(seeds, (np.arange(len(seeds)) - firsts).astype(np.uint64))
 
 
 def uniforms(seeds: np.ndarray, rows: np.ndarray, step: np.ndarray | int) -> np.ndarray:
@@ -139,6 +140,7 @@ def sample_rows_vectorised(
     state = source.start(prefix)  # one row: every name shares the first distribution
     tabled_steps = max(0, source.table_levels() - 1 - len(prefix))  # steps whose state is tabled
     codes = np.full(n, source.prefix_code(prefix) if tabled_steps else 0, dtype=np.int64)
+    live_sums = np.zeros(n)  # the log-probability sums of the rows still going, in `rows` order
     if steps == 0:
         state = source.keep(state, np.zeros(n, dtype=np.int64))
     for t in range(steps):
@@ -151,14 +153,16 @@ def sample_rows_vectorised(
         draws = block.take(in_block + t % knobs.DRAW_BLOCK)
         nxt = (cdf < draws[:, None]).argmin(axis=1)  # bisect_left, row by row (the last column is 1)
         if t == 0:  # every row read the start's one distribution
-            sums[rows] += source.log_probs(state)[0, nxt]
+            live_sums += source.log_probs(state)[0, nxt]
         else:
-            sums[rows] += source.log_prob(state, nxt)
+            live_sums += source.log_prob(state, nxt)
         ids[rows, t] = nxt
         going = nxt != BOUNDARY_ID
-        lengths[rows[~going]] = t
         if not going.all():  # some rows ended: forward only the others
+            ended = rows[~going]
+            lengths[ended], sums[ended] = t, live_sums[~going]
             rows, in_block, codes, nxt = rows[going], in_block[going], codes[going], nxt[going]
+            live_sums = live_sums[going]
             if not len(rows):
                 break
             if t > 0:
@@ -171,7 +175,8 @@ def sample_rows_vectorised(
                 state = source.keep(state, np.zeros(len(rows), dtype=np.int64))
             state = source.advance(state, nxt)
     else:  # rows cut at `steps`: score the end token too (state holds their last prefix)
-        sums[rows] += source.log_prob(state, np.zeros(len(rows), dtype=np.int64))
+        live_sums += source.log_prob(state, np.zeros(len(rows), dtype=np.int64))
+    sums[rows] = live_sums
     truncated = np.zeros(n, dtype=bool)
     truncated[rows] = True
     return Sampled(decode_rows(alphabet, ids, lengths), sums.tolist(), truncated.tolist())
