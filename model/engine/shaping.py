@@ -70,7 +70,8 @@ def cdf_from_log_probs(
         scaled[scaled < kth] = -np.inf
     scaled -= scaled.max(axis=1, keepdims=True)
     if temperature != 1.0:
-        scaled /= temperature
+        with np.errstate(over="ignore"):  # a tiny temperature sends all but the top to -inf: weight 0
+            scaled /= temperature
     weights = np.exp(scaled)
     if top_p is not None and top_p < 1.0:
         weights = _nucleus(weights, top_p)
