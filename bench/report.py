@@ -74,6 +74,11 @@ def _ms(value: float | None) -> str:
     return "none completed" if value is None else f"{value:.2f}"
 
 
+def _rounds(row: dict) -> str:
+    shares = row.get("round_shares")
+    return f" ({', '.join(f'{share:.0%}' for share in shares)})" if shares else ""
+
+
 def _gemm_kernels(compute: dict) -> str:
     """Each measured kernel's GFLOP/s (a run before kernels were compared measured torch's alone)."""
     kernels = compute.get("gemm_kernels") or {"torch.mm": compute["gemm_gflops"]}
@@ -179,8 +184,9 @@ def render_markdown(results: dict) -> str:
             "1,000 names (torch's FlopCounterMode and the dense layers' GEMMs, "
             "`bench/compute_limit.py`) with every step computed (the network's work); the limit is "
             "the GEMM rate over it, the share the measured rate of 10,000 served names over the "
-            "limit. Served, a name's first steps are looked up in the prefix table: the work still "
-            "computed is the next column.",
+            "limit, the median of three rounds that each measure the GEMM rate and then time the "
+            "names (the rounds' shares in brackets). Served, a name's first steps are looked up in "
+            "the prefix table: the work still computed is the next column.",
             "",
             "| model | MFLOP per character drawn | computed when served | characters per name "
             "| limit names/s | names/s | share |",
@@ -190,7 +196,8 @@ def render_markdown(results: dict) -> str:
             computed = row.get("computed_mflop_per_char", row["mflop_per_char"])
             lines.append(
                 f"| {model} | {row['mflop_per_char']:.3f} | {computed:.3f} | {row['chars_per_name']:.2f} | "
-                f"{row['limit_names_per_s']:,.0f} | {row['names_per_s']:,.0f} | {row['share_of_limit']:.0%} |"
+                f"{row['limit_names_per_s']:,.0f} | {row['names_per_s']:,.0f} | {row['share_of_limit']:.0%}"
+                f"{_rounds(row)} |"
             )
     t = results["training"]
     lines += [

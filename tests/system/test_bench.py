@@ -29,6 +29,9 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
         assert [row["n"] for row in rows] == [1, 100]
         for row in rows:
             assert min(row["sampler_names_per_s"], row["naive_names_per_s"], row["makemore_names_per_s"]) > 0
+    for row in results["compute"]["models"].values():  # the forward-pass models
+        assert len(row["round_shares"]) == 3 and row["share_of_limit"] == sorted(row["round_shares"])[1]
+        assert 0 < row["computed_mflop_per_char"] <= row["mflop_per_char"]  # the GRUs' prefix table
     assert results["training"]["project"]["steps_per_s"] > 0
     assert len(results["training"]["round_ratios"]) == 2
     assert len(results["http"]["memory"]["rss_mb_after_each_repeat"]) == 1
