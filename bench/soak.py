@@ -36,10 +36,10 @@ from bench import attacks
 from bench.processes import HOST, ROOT, free_port, start_server, tree_pss_mb
 
 # The server runs as a 2-CPU replica would: two model processes (--processes). Its memory limit
-# is the pod's 704 MiB (one worker, no processes: deploy/k8s/deployment.yaml) plus 160 MiB a
-# process (about 140 measured at start-up, and a margin for their buffers under load).
+# is the pod's 704 MiB (one worker, no processes: deploy/k8s/deployment.yaml) plus 192 MiB a
+# process (about 170 measured at start-up, and a margin for their buffers under load).
 PROCESSES = 2
-POD_MEMORY_MB, PROCESS_MEMORY_MB = 704, 160
+POD_MEMORY_MB, PROCESS_MEMORY_MB = 704, 192
 LONG_WORD = ("abcdefghijklmnopqrstuvwxyz" * 3)[:64]
 BIG_LOSS = json.dumps({"words": [LONG_WORD] * 1000}).encode()  # answered with about 4.4 MB
 
