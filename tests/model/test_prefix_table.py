@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from model.engine import knobs
+from model.engine.constraints.spec import Constraints
 from model.engine.language_model import LanguageModel
 from model.engine.params import SamplingParams
 from model.engine.sources import ForwardSource, log_softmax_rows, state_bytes
@@ -67,6 +68,22 @@ def test_answers_are_the_same_bytes_with_and_without_the_table(name):
         assert model.source.table_levels() == 0
         without = answers(model, np.random.default_rng(1))
     assert with_table == without
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "ka"])
+def test_names_drawn_by_smc_are_the_same_bytes_with_and_without_the_table(prefix):
+    model = served("names-gru")
+
+    def drawn() -> tuple[list, object]:
+        result = model.sample(
+            40, SamplingParams(prefix=prefix), seed=5, constraints=Constraints(ends_with="son"), method="smc"
+        )
+        assert result.constraint.method == "smc" and len(result.names) == 40
+        return [(s.name, np.float64(s.loss).tobytes()) for s in result.names], result.constraint
+
+    with_table = drawn()
+    with table_off(model):
+        assert with_table == drawn()
 
 
 def test_every_tabled_state_is_the_state_computed_alone():

@@ -140,6 +140,9 @@ def _run_groups(
     going = np.arange(total)
     state = source.keep(source.start(list(language.prefix)), np.zeros(total, dtype=np.int64))
     letters = np.arange(v)[None, :]
+    # while prefix + drawn ids are shorter than the source's prefix table, states are looked up
+    tabled_steps = max(0, source.table_levels() - 1 - prefix_len)
+    prefix_codes = np.full(total, source.prefix_code(list(language.prefix)) if tabled_steps else 0)
 
     for t in range(steps + 1):
         g = going
@@ -173,13 +176,18 @@ def _run_groups(
         going = g[still]
         if not len(going):
             break
-        state = source.advance(source.keep(state, still), chosen[still])
+        if t < tabled_steps:
+            prefix_codes[g] = prefix_codes[g] * source.vocab_size + chosen
+            state = source.tabled(prefix_len + t + 1, prefix_codes[going])
+        else:
+            state = source.advance(source.keep(state, still), chosen[still])
         ancestors = _resample(log_w, log_z, done, particles, resample_seeds, group_rows, t)
         if ancestors is not None:
             position = np.full(total, -1)
             position[going] = np.arange(len(going))
             ids, lengths, done, sums = ids[ancestors], lengths[ancestors], done[ancestors], sums[ancestors]
             codes, states, psi_now = codes[ancestors], states[ancestors], psi_now[ancestors]
+            prefix_codes = prefix_codes[ancestors]
             going = np.flatnonzero(~done)
             state = source.keep(state, position[ancestors[going]])
 
