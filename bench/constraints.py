@@ -80,6 +80,7 @@ def design_effect(names: list[str], group: int, cells: list[str]) -> float:
 def measure(model_name: str) -> list[tuple]:
     """The rows of one model: unconstrained, then each case."""
     model = LanguageModel.from_checkpoint(ROOT / "weights" / f"{model_name}.safetensors", device="cpu")
+    model.check_batching()  # padded, and a GRU's prefix table used, as the server does
     seeds = iter(range(1, 10**6))
     plain = names_per_second(lambda: model.sample(N, SamplingParams(), next(seeds)), N)
     rows = [(model_name, "none", "-", 1.0, N, plain, None, None, None)]
