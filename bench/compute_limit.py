@@ -84,7 +84,6 @@ def measure(model: LanguageModel, names: int = 10_000, rounds: int = 3) -> dict:
     params = SamplingParams()
     per_char, chars_per_name = flops_per_char(model, prefix_table=False)
     computed_per_char, _ = flops_per_char(model, prefix_table=True)
-    model.sample(1000, params, 0)  # warm: the prefix table built again
     limits, rates = [], []
     for round_ in range(rounds):
         gflops = max(gemm_gflops().values())  # the limit: the fastest kernel at hand

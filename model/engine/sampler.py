@@ -138,7 +138,7 @@ def sample_rows_vectorised(
     sums = np.zeros(n)
     rows = np.arange(n)
     state = source.start(prefix)  # one row: every name shares the first distribution
-    tabled_steps = max(0, source.table_levels() - 1 - len(prefix))  # steps whose state is tabled
+    tabled_steps = source.tabled_steps(prefix)
     codes = np.full(n, source.prefix_code(prefix) if tabled_steps else 0, dtype=np.int64)
     live_sums = np.zeros(n)  # the log-probability sums of the rows still going, in `rows` order
     if steps == 0:

@@ -70,6 +70,10 @@ class NextCharSource:
         """The states after '.' + the `length` ids each code stands for (`prefix_code`)."""
         raise NotImplementedError
 
+    def tabled_steps(self, prefix: list[int]) -> int:
+        """How many ids drawn after `prefix` lead to states in the table (0: none)."""
+        return max(0, self.table_levels() - 1 - len(prefix))
+
     def prefix_code(self, ids: list[int] | np.ndarray) -> int:
         """Ids read as a base-`vocab_size` number: a prefix's row in its level of the table."""
         code = 0
@@ -182,6 +186,7 @@ class ForwardSource(NextCharSource):
         self.batch_invariant = False
         self._table: list[State] | None = None  # `_prefix_table`, built on first use
         self._table_lock = threading.Lock()
+        self._table_used = True  # `use_prefix_table`
 
     @property
     def min_rows(self) -> int:
@@ -196,11 +201,12 @@ class ForwardSource(NextCharSource):
         self._table = None
 
     def table_levels(self) -> int:
-        return len(self._prefix_table())
+        return len(self._prefix_table()) if self._table_used else 0
 
     def use_prefix_table(self, on: bool) -> None:
-        """Serve from the prefix table (built on first use) or compute every step: the same bits."""
-        self._table = None if on else []
+        """Serve from the prefix table (built on first use, kept when off) or compute every step:
+        the same bits."""
+        self._table_used = on
 
     def tabled(self, length: int, codes: np.ndarray) -> State:
         return self.keep(self._prefix_table()[length], codes)
@@ -374,10 +380,7 @@ class ContextTable(NextCharSource):
         return (code * self.vocab_size + idx) % self.context_count
 
     def start(self, prefix: list[int]) -> np.ndarray:
-        code = 0
-        for idx in prefix:
-            code = self.next_code(code, idx)
-        return np.array([code], dtype=np.int64)
+        return np.array([self.prefix_code(prefix) % self.context_count], dtype=np.int64)
 
     def log_probs(self, state: np.ndarray) -> np.ndarray:
         return self.table.take(state, axis=0)

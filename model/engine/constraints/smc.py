@@ -141,7 +141,7 @@ def _run_groups(
     state = source.keep(source.start(list(language.prefix)), np.zeros(total, dtype=np.int64))
     letters = np.arange(v)[None, :]
     # while prefix + drawn ids are shorter than the source's prefix table, states are looked up
-    tabled_steps = max(0, source.table_levels() - 1 - prefix_len)
+    tabled_steps = source.tabled_steps(list(language.prefix))
     prefix_codes = np.full(total, source.prefix_code(list(language.prefix)) if tabled_steps else 0)
 
     for t in range(steps + 1):
