@@ -15,10 +15,9 @@ TABLE_BUILD_CHUNK = 4096  # contexts per forward pass while building a table: bo
 # 180 vs 515 us at 16).
 PYTHON_SAMPLING_MAX_N = 64
 
-# Steps of random draws the vectorised loop computes at once: most names end within 12 (names of up
-# to 11 letters), so a pass of 16 one-name requests mostly needs one block (8 needed two: 18 us
-# each). The draws do not depend on it.
-DRAW_BLOCK = 12
+# Steps of random draws the vectorised sampler hashes for every row up front (a row's later draws
+# are hashed when it gets there): names of up to 15 letters, nearly all. The draws do not depend on it.
+DRAW_HORIZON = 16
 
 # Fewer names than this are hashed one by one in Python ints for the novelty check: about 3 us a
 # name against about 21-30 us for setting up the arrays.

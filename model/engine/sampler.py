@@ -13,7 +13,8 @@ implementation, alone or batched, returns the same names:
 - `sample_rows_python`: one name after the other, reading a table's CDF rows as Python lists;
   no per-call overhead, so a few names cost microseconds;
 - `sample_rows_vectorised`: all rows advance together, one position per step, as array
-  operations over the unfinished rows of any `NextCharSource` (forwarding only rows still going).
+  operations over the unfinished rows of any `NextCharSource` (forwarding only rows still going),
+  at most `knobs.FORWARD_CHUNK_ROWS` at once, a waiting row taking the place of an ended one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from model.engine import cancel, knobs
 from model.engine.shaping import Shaping
-from model.engine.sources import ContextTable, NextCharSource
+from model.engine.sources import ContextTable, NextCharSource, State
 from model.hashing import GOLDEN_GAMMA, splitmix64
 from model.vocab import BOUNDARY_ID
 
@@ -66,27 +67,10 @@ class Sampled(NamedTuple):
 def sample_rows(
     source: NextCharSource, alphabet: str, keys: StreamKeys, prefix: list[int], steps: int, shaping: Shaping
 ) -> Sampled:
-    """Draw one name per stream key after `prefix`, with the implementation that suits the size.
-    A forward pass draws at most `knobs.FORWARD_CHUNK_ROWS` rows at once (its state grows with
-    the rows: the transformer's key/value cache is 33 KB a row); each row's draws depend only on its
-    key, so the passes draw what one would."""
+    """Draw one name per stream key after `prefix`, with the implementation that suits the size."""
     if isinstance(source, ContextTable) and len(keys.seeds) <= knobs.PYTHON_SAMPLING_MAX_N:
         return sample_rows_python(source, alphabet, keys, prefix, steps, shaping)
-    most = len(keys.seeds) if source.rows_independent else knobs.FORWARD_CHUNK_ROWS
-    if len(keys.seeds) <= most:
-        return sample_rows_vectorised(source, alphabet, keys, prefix, steps, shaping)
-    parts = [
-        sample_rows_vectorised(
-            source,
-            alphabet,
-            StreamKeys(keys.seeds[i : i + most], keys.rows[i : i + most]),
-            prefix,
-            steps,
-            shaping,
-        )
-        for i in range(0, len(keys.seeds), most)
-    ]
-    return Sampled(*([x for part in parts for x in getattr(part, field)] for field in Sampled._fields))
+    return sample_rows_vectorised(source, alphabet, keys, prefix, steps, shaping)
 
 
 def sample_rows_python(
@@ -126,60 +110,162 @@ def sample_rows_python(
     return Sampled(texts, sums, truncated)
 
 
+class _Drawn(NamedTuple):
+    """What the vectorised sampler writes per row: its ids, length, log-probability sum and cut."""
+
+    ids: np.ndarray  # int64[n, steps]
+    lengths: np.ndarray
+    sums: np.ndarray
+    truncated: np.ndarray
+
+
+class _Waiting(NamedTuple):
+    """Rows still going after the opening, in order: each with its prefix code before its last
+    drawn id (in the prefix table's last level used), that id, and its log-probability sum."""
+
+    rows: np.ndarray
+    codes: np.ndarray
+    last_ids: np.ndarray
+    sums: np.ndarray
+
+
 def sample_rows_vectorised(
     source: NextCharSource, alphabet: str, keys: StreamKeys, prefix: list[int], steps: int, shaping: Shaping
 ) -> Sampled:
-    """All rows advance together, one character position per step, as array operations. While a
-    row's prefix is shorter than the source's prefix table (`NextCharSource.table_levels`), its
-    next state is looked up there instead of computed."""
+    """All rows advance together, one character a step, as array operations, in two phases.
+
+    The opening: while a row's prefix is shorter than the source's prefix table
+    (`NextCharSource.tabled_steps`), its next distribution is a lookup, so these draws are made for
+    every row at once with no network step. The pool: the rows still going then advance together,
+    at most `knobs.FORWARD_CHUNK_ROWS` at once (a source whose rows are independent: all), each
+    step forwarding only the rows still going. A row that ends frees its place: where the source
+    can put states into places (`NextCharSource.refillable`), the next waiting row takes it, so the
+    network steps run on full batches; else the waiting rows start once the pool is empty."""
     n = len(keys.seeds)
-    ids = np.zeros((n, steps), dtype=np.int64)
-    lengths = np.full(n, steps, dtype=np.int64)
-    sums = np.zeros(n)
-    rows = np.arange(n)
-    state = source.start(prefix)  # one row: every name shares the first distribution
-    tabled_steps = source.tabled_steps(prefix)
-    codes = np.full(n, source.prefix_code(prefix) if tabled_steps else 0, dtype=np.int64)
-    live_sums = np.zeros(n)  # the log-probability sums of the rows still going, in `rows` order
+    out = _Drawn(
+        np.zeros((n, steps), dtype=np.int64), np.full(n, steps), np.zeros(n), np.zeros(n, dtype=bool)
+    )
+    start = source.start(prefix)  # one row: every name shares the first distribution
     if steps == 0:
-        state = source.keep(state, np.zeros(n, dtype=np.int64))
-    for t in range(steps):
+        out.sums[:] = source.log_probs(start)[0, BOUNDARY_ID]
+        out.truncated[:] = True
+        return Sampled([""] * n, out.sums.tolist(), out.truncated.tolist())
+    horizon = min(steps + 1, knobs.DRAW_HORIZON)  # draws hashed up front; later ones when reached
+    draws = uniforms(keys.seeds[:, None], keys.rows[:, None], np.arange(horizon, dtype=np.uint64)[None, :])
+    opening = min(source.tabled_steps(prefix), steps - 1)
+    waiting = _draw_opening(source, start, draws, prefix, opening, shaping, out)
+    _draw_in_pool(source, start, keys, draws, prefix, opening, shaping, waiting, out)
+    return Sampled(decode_rows(alphabet, out.ids, out.lengths), out.sums.tolist(), out.truncated.tolist())
+
+
+def _draw_opening(
+    source: NextCharSource,
+    start: State,
+    draws: np.ndarray,
+    prefix: list[int],
+    opening: int,
+    shaping: Shaping,
+    out: _Drawn,
+) -> _Waiting:
+    """Draws 0 .. `opening` of every row, from the start's and the prefix table's distributions."""
+    n = len(draws)
+    rows = np.arange(n)
+    codes = np.full(n, source.prefix_code(prefix) if opening else 0, dtype=np.int64)
+    sums = np.zeros(n)  # the log-probability sums of the rows still going, in `rows` order
+    for t in range(opening + 1):
         cancel.charge(len(rows) * source.step_seconds(len(prefix) + t + 2))
-        if t % knobs.DRAW_BLOCK == 0:  # the next block of draws for the rows still going
-            block_steps = np.arange(t, min(t + knobs.DRAW_BLOCK, steps), dtype=np.uint64)
-            block = uniforms(keys.seeds[rows, None], keys.rows[rows, None], block_steps[None, :]).ravel()
-            in_block = np.arange(len(rows)) * len(block_steps)
-        cdf = source.cdf(state, shaping, first_step=t == 0)
-        draws = block.take(in_block + t % knobs.DRAW_BLOCK)
-        nxt = (cdf < draws[:, None]).argmin(axis=1)  # bisect_left, row by row (the last column is 1)
-        if t == 0:  # every row read the start's one distribution
-            live_sums += source.log_probs(state)[0, nxt]
+        if t == 0:
+            log_probs = source.log_probs(start)
+            nxt = (source.cdf(start, shaping, first_step=True) < draws[:, :1]).argmin(axis=1)
+            sums += log_probs[0, nxt]
         else:
-            live_sums += source.log_prob(state, nxt)
-        ids[rows, t] = nxt
+            log_probs = source.tabled_log_probs(len(prefix) + t, codes)
+            nxt = (source.cdf_of(log_probs, shaping, first_step=False) < draws[rows, t, None]).argmin(axis=1)
+            sums += log_probs[np.arange(len(rows)), nxt]
+        out.ids[rows, t] = nxt
         going = nxt != BOUNDARY_ID
-        if not going.all():  # some rows ended: forward only the others
-            ended = rows[~going]
-            lengths[ended], sums[ended] = t, live_sums[~going]
-            rows, in_block, codes, nxt = rows[going], in_block[going], codes[going], nxt[going]
-            live_sums = live_sums[going]
-            if not len(rows):
-                break
-            if t > 0:
-                state = source.keep(state, np.flatnonzero(going))
-        if t < tabled_steps:
+        if not going.all():
+            out.lengths[rows[~going]], out.sums[rows[~going]] = t, sums[~going]
+            rows, codes, nxt, sums = rows[going], codes[going], nxt[going], sums[going]
+        if t < opening:
             codes = codes * source.vocab_size + nxt
-            state = source.tabled(len(prefix) + t + 1, codes)
+    return _Waiting(rows, codes, nxt, sums)
+
+
+def _draw_in_pool(
+    source: NextCharSource,
+    start: State,
+    keys: StreamKeys,
+    draws: np.ndarray,
+    prefix: list[int],
+    opening: int,
+    shaping: Shaping,
+    waiting: _Waiting,
+    out: _Drawn,
+) -> None:
+    """The waiting rows' other draws, in a pool of places: each holds a row, its state before
+    reading its last drawn id (`pending`) and the step of its next draw."""
+    steps, horizon = out.ids.shape[1], draws.shape[1]
+
+    def entering(count: int) -> State:  # the states of the next `count` waiting rows
+        if opening:
+            return source.tabled(len(prefix) + opening, waiting.codes[taken : taken + count])
+        return source.keep(start, np.zeros(count, dtype=np.int64))
+
+    most = len(draws) if source.rows_independent else knobs.FORWARD_CHUNK_ROWS
+    refill = source.refillable
+    taken = 0
+    places = np.zeros(0, dtype=np.int64)  # the row in each place
+    while taken < len(waiting.rows) or len(places):
+        if not len(places):  # an empty pool: the next waiting rows start together
+            count = min(most, len(waiting.rows) - taken)
+            state, places = entering(count), waiting.rows[taken : taken + count]
+            pending, sums = (
+                waiting.last_ids[taken : taken + count],
+                waiting.sums[taken : taken + count].copy(),
+            )
+            next_step = np.full(count, opening + 1, dtype=np.int64)
+            last = opening + 1  # next_step.max(), kept as a Python int
+            taken += count
+        cancel.charge(len(places) * source.step_seconds(len(prefix) + last + 1))
+        state = source.advance(state, pending)
+        if last < horizon:
+            u = draws[places, next_step]
         else:
-            if t == 0:
-                state = source.keep(state, np.zeros(len(rows), dtype=np.int64))
-            state = source.advance(state, nxt)
-    else:  # rows cut at `steps`: score the end token too (state holds their last prefix)
-        live_sums += source.log_prob(state, np.zeros(len(rows), dtype=np.int64))
-    sums[rows] = live_sums
-    truncated = np.zeros(n, dtype=bool)
-    truncated[rows] = True
-    return Sampled(decode_rows(alphabet, ids, lengths), sums.tolist(), truncated.tolist())
+            u = uniforms(keys.seeds[places], keys.rows[places], next_step.astype(np.uint64))
+        pending = (source.cdf(state, shaping, first_step=False) < u[:, None]).argmin(axis=1)
+        if last < steps:
+            out.ids[places, next_step] = pending
+        else:  # rows with `steps` ids score the end token and draw nothing
+            cut = next_step == steps
+            pending[cut] = BOUNDARY_ID
+            out.ids[places[~cut], next_step[~cut]] = pending[~cut]
+            out.truncated[places[cut]] = True
+        sums += source.log_prob(state, pending)
+        going = pending != BOUNDARY_ID
+        if going.all():
+            next_step += 1
+            last += 1
+            continue
+        ended = np.flatnonzero(~going)
+        out.lengths[places[ended]], out.sums[places[ended]] = next_step[ended], sums[ended]
+        next_step += 1
+        count = min(len(ended), len(waiting.rows) - taken) if refill else 0
+        if count:  # waiting rows take the places of ended ones
+            filled, ended = ended[:count], ended[count:]
+            state = source.put(state, filled, entering(count))
+            places = places.copy()  # (a view of `waiting.rows`)
+            places[filled] = waiting.rows[taken : taken + count]
+            pending[filled] = waiting.last_ids[taken : taken + count]
+            sums[filled], next_step[filled] = waiting.sums[taken : taken + count], opening + 1
+            going[filled] = True
+            taken += count
+        if len(ended):  # forward only the others
+            kept = np.flatnonzero(going)
+            places, pending, sums, next_step = places[kept], pending[kept], sums[kept], next_step[kept]
+            if len(kept):
+                state = source.keep(state, kept)
+        last = int(next_step.max(initial=0))
 
 
 def decode_rows(alphabet: str, ids: np.ndarray, lengths: np.ndarray) -> list[str]:

@@ -87,7 +87,23 @@ class NextCharSource:
 
     def cdf(self, state: State, shaping: Shaping, first_step: bool) -> np.ndarray:
         """Each row's shaped CDF (see `Shaping.cdf`)."""
-        return shaping.cdf(self.log_probs(state), first_step)
+        return self.cdf_of(self.log_probs(state), shaping, first_step)
+
+    def cdf_of(self, log_probs: np.ndarray, shaping: Shaping, first_step: bool) -> np.ndarray:
+        """The shaped CDF of rows of log-probabilities this source gave."""
+        return shaping.cdf(log_probs, first_step)
+
+    def tabled_log_probs(self, length: int, codes: np.ndarray) -> np.ndarray:
+        """`log_probs(tabled(length, codes))` without gathering the rest of the states."""
+        return self.log_probs(self.tabled(length, codes))
+
+    # True when `put` can place rows' states into places of another state (the sampler's pool).
+    refillable: bool = False
+
+    def put(self, state: State, places: np.ndarray, new: State) -> State:
+        """`state` with the first len(places) rows of `new` in rows `places` (written in place:
+        only for a state the caller owns, from `advance` or `keep`)."""
+        raise NotImplementedError
 
 
 class TorchSteps:
@@ -137,6 +153,9 @@ class PaddedSteps:
     @property
     def joinable(self) -> bool:
         return getattr(self.inner, "joinable", False)
+
+    def put(self, state: State, places: np.ndarray, new: State) -> State:
+        return self.inner.put(state[0], places, new[0]), state[1]
 
     def join(self, states: list[State]) -> State:
         """One state of the real rows of `states`, in order (padded again if they are too few)."""
@@ -211,6 +230,18 @@ class ForwardSource(NextCharSource):
     def tabled(self, length: int, codes: np.ndarray) -> State:
         return self.keep(self._prefix_table()[length], codes)
 
+    def tabled_log_probs(self, length: int, codes: np.ndarray) -> np.ndarray:
+        return self._prefix_table()[length][1][codes]
+
+    @property
+    def refillable(self) -> bool:  # type: ignore[override]
+        """Batch-invariant steps over row arrays: a row placed into any pass computes its bits."""
+        return self.batch_invariant and self.steps.joinable
+
+    def put(self, state: State, places: np.ndarray, new: State) -> State:
+        state[1][places] = new[1][: len(places)]
+        return self.steps.put(state[0], places, new[0]), state[1]
+
     def _prefix_table(self) -> list[State]:
         """The prefix table: level k holds the state after '.' + every k ids, rows in code order
         (`prefix_code`), for k = 0 up to `knobs.PREFIX_TABLE_LEVELS` - 1 while it fits
@@ -274,13 +305,13 @@ class ForwardSource(NextCharSource):
                 self.start_cache_bytes += size
         return cached
 
-    def cdf(self, state: State, shaping: Shaping, first_step: bool) -> np.ndarray:
+    def cdf_of(self, log_probs: np.ndarray, shaping: Shaping, first_step: bool) -> np.ndarray:
         if shaping.plain and not (first_step and shaping.forbid_end_first):
-            cdf = np.exp(state[1])  # already normalised log-probabilities: no max to subtract
+            cdf = np.exp(log_probs)  # already normalised log-probabilities: no max to subtract
             np.cumsum(cdf, axis=1, out=cdf)
             cdf /= cdf[:, -1:]
             return cdf
-        return shaping.cdf(state[1], first_step)
+        return shaping.cdf(log_probs, first_step)
 
     def log_probs(self, state: State) -> np.ndarray:
         return state[1]
@@ -450,6 +481,12 @@ class GuidedSteps:
     @property
     def joinable(self) -> bool:
         return all(getattr(steps, "joinable", False) for steps in (self.conditioned, self.unconditioned))
+
+    def put(self, state: State, places: np.ndarray, new: State) -> State:
+        return (
+            self.conditioned.put(state[0], places, new[0]),
+            self.unconditioned.put(state[1], places, new[1]),
+        )
 
     def join(self, states: list[State]) -> State:
         return (

@@ -260,6 +260,12 @@ class NumpyGRU:
 
     joinable = True
 
+    def put(self, state: State, places: np.ndarray, new: State) -> State:
+        """`state` with the first len(places) rows of `new` written into rows `places`."""
+        for (h, ahead), (new_h, new_ahead) in zip(state, new, strict=True):
+            h[places], ahead[places] = new_h[: len(places)], new_ahead[: len(places)]
+        return state
+
     def join(self, states: list[State]) -> State:
         """One state of the rows of `states`, in order."""
         return tuple(
