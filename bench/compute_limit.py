@@ -10,7 +10,7 @@ GEMMs (2 x rows x in x out each), which the mode does not see, divided by the ch
 computed; with it on, a name's first steps are lookups (`ForwardSource.tabled`), and the work
 the served path still does is reported beside it. The share is the measured rate of 10,000
 names, as served (table on), over the limit: the median of three rounds, each timing 10,000 names
-right after measuring the GEMM rate.
+three times right after measuring the GEMM rate.
 """
 
 from __future__ import annotations
@@ -76,11 +76,12 @@ def flops_per_char(model: LanguageModel, prefix_table: bool) -> tuple[float, flo
     return (counter.get_total_flops() + dense_flops[0]) / chars, chars / len(drawn)
 
 
-def measure(model: LanguageModel, names: int = 10_000, rounds: int = 3) -> dict:
+def measure(model: LanguageModel, names: int = 10_000, rounds: int = 3, runs: int = 3) -> dict:
     """FLOPs per character (the network's, and what the served path computes), the names/s limit,
-    the measured names/s and the share. Each round measures the GEMM rate and then times `names`
-    names, so a round's share compares two measurements seconds apart (the machine's speed drifts
-    by more than the share moves); the figures are the rounds' medians."""
+    the measured names/s and the share. Each round measures the GEMM rate (the median of 50 calls)
+    and then the rate of `names` names (the median of `runs` seeded draws), so a round's share
+    compares two medians seconds apart (the machine's speed drifts by more than the share moves);
+    the figures are the rounds' medians."""
     params = SamplingParams()
     per_char, chars_per_name = flops_per_char(model, prefix_table=False)
     computed_per_char, _ = flops_per_char(model, prefix_table=True)
@@ -88,9 +89,12 @@ def measure(model: LanguageModel, names: int = 10_000, rounds: int = 3) -> dict:
     for round_ in range(rounds):
         gflops = max(gemm_gflops().values())  # the limit: the fastest kernel at hand
         limits.append(gflops * 1e9 / (per_char * chars_per_name) if per_char else float("inf"))
-        started = time.perf_counter()
-        model.sample(names, params, round_ + 1)
-        rates.append(names / (time.perf_counter() - started))
+        seconds = []
+        for run in range(runs):
+            started = time.perf_counter()
+            model.sample(names, params, round_ * runs + run + 1)
+            seconds.append(time.perf_counter() - started)
+        rates.append(names / statistics.median(seconds))
     shares = [rate / limit for rate, limit in zip(rates, limits, strict=True)]
     return {
         "mflop_per_char": per_char / 1e6,

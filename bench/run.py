@@ -65,6 +65,11 @@ ENDPOINTS: list[tuple[str, str, dict | None]] = [
     *[(f"mlp {name}", path, {"model": MLP, **body}) for name, path, body in REQUESTS],
     *[(f"default {name}", path, body) for name, path, body in REQUESTS],
 ]
+# The order they run in: each request against the MLP and then against the default, so the two
+# runs a "versus the MLP" ratio compares are seconds apart.
+MEASURED_ORDER = [ENDPOINTS[0]] + [
+    endpoint for name, _, _ in REQUESTS for endpoint in ENDPOINTS if endpoint[0].endswith(f" {name}")
+]
 
 
 def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:
@@ -84,14 +89,15 @@ def measure_paired(
 ) -> tuple[dict[str, dict[str, dict]], dict[str, list[float]]]:
     """Every endpoint right after a run of the bare endpoint, `pairs` times over, so each ratio
     compares two runs seconds apart (machine load drifts). A cell is the endpoint's run with the
-    median ratio; the bare row is the median bare run."""
+    median ratio; the bare row is the median bare run. A default cell also holds its ratio over
+    the MLP's in the same round (`versus_mlp_rounds`, run right after it) and their median."""
     _, bare_path, bare_body = ENDPOINTS[0]
     table: dict[str, dict[str, dict]] = {name: {} for name, _, _ in ENDPOINTS}
     bare_runs: dict[str, list[float]] = {}
     for c in concurrencies:
         bares, cells = [], {name: [] for name, _, _ in ENDPOINTS[1:]}
         for _ in range(pairs):
-            for name, path, body in ENDPOINTS[1:]:
+            for name, path, body in MEASURED_ORDER[1:]:
                 bare = run_wrk(base + bare_path, bare_body, c, seconds).as_dict()
                 wait_until_idle(client)
                 cell = run_wrk(base + path, body, c, seconds).as_dict()
@@ -109,6 +115,12 @@ def measure_paired(
             )
         table["bare"][str(c)] = {**_median_run(bares, "requests_per_second"), "ratio_to_bare": 1.0}
         bare_runs[str(c)] = [run["requests_per_second"] for run in bares]
+        for name, _, _ in REQUESTS:  # the default against the MLP, round by round
+            mine, mlps = cells[f"default {name}"], cells[f"mlp {name}"]
+            rounds = [m["ratio_to_bare"] / t["ratio_to_bare"] for m, t in zip(mine, mlps, strict=True)]
+            table[f"default {name}"][str(c)].update(
+                versus_mlp=statistics.median(rounds), versus_mlp_rounds=rounds
+            )
     return table, bare_runs
 
 
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 10_000], help="sampling n values")
     p.add_argument("--sample-budget", type=float, default=2.0, help="rough seconds per sampling size")
     p.add_argument("--naive-cap", type=int, default=300, help="most names the naive loop is timed on")
+    p.add_argument("--compute-runs", type=int, default=3, help="timings of 10,000 names per compute round")
     p.add_argument("--train-steps", type=int, default=2000, help="steps per training run")
     p.add_argument("--train-rounds", type=int, default=5, help="runs of each training loop")
     p.add_argument("--data", type=Path, default=REFERENCE_WORDS if REFERENCE_WORDS.is_file() else None)
@@ -230,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             "gemm_kernels": kernels,
             "gemm_shape": list(GEMM_SHAPE),
             "models": {
-                name: measure_compute(model)
+                name: measure_compute(model, runs=args.compute_runs)
                 for name, model in models.items()
                 if not model.rows_independent  # the forward-pass models (a table draws by lookups)
             },

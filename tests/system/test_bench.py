@@ -14,6 +14,7 @@ from bench.run import main
 def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     args = ["--seconds", "1", "--pairs", "1", "--concurrency", "1", "--repeats", "1", "--sizes", "1", "100",
             "--train-steps", "40", "--train-rounds", "2", "--sample-budget", "0.02", "--naive-cap", "3",
+            "--compute-runs", "1",
             "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
@@ -24,6 +25,13 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     for cells in endpoints.values():
         assert cells["1"]["requests"] > 0 and cells["1"]["requests_per_second"] > 0
         assert cells["1"]["p50_ms"] <= cells["1"]["p99_ms"]
+    for request in requests:  # the default against the MLP: each round's ratio of their ratios to bare
+        mine, mlp = endpoints[f"default {request}"]["1"], endpoints[f"mlp {request}"]["1"]
+        assert (
+            mine["versus_mlp_rounds"]
+            == [mine["ratio_to_bare"] / mlp["ratio_to_bare"]]
+            == [mine["versus_mlp"]]
+        )
     assert set(results["sampling"]) == {"names-mlp", results["default_model"]}
     for rows in results["sampling"].values():
         assert [row["n"] for row in rows] == [1, 100]
@@ -38,6 +46,7 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     assert set(results["targets"]) == {name for name, _ in TARGETS}
     report = (tmp_path / "RESULTS.md").read_text()
     assert "| default sample n=100 |" in report and "## Targets" in report
+    assert "### The default against the MLP" in report
 
 
 def test_export_measurement_runs(capsys, monkeypatch):
