@@ -613,8 +613,9 @@ class LanguageModel:
         self, seed: int, start: int, count: int, params: SamplingParams, condition_id: int = 0
     ) -> list[Sample]:
         """Rows start..start+count-1 of the stream `seed`: row r is the same name whichever rows
-        are drawn with it (exactly so for a table; a forward pass may differ in the last digits
-        of a loss with its batch, so an answer is always drawn in the same chunks)."""
+        are drawn with it (to the last bit for a table or a forward pass whose batching is
+        "exact"; one whose self-test failed may differ in the last digits of a loss with its
+        batch, so an answer is always drawn in the same chunks)."""
         keys = StreamKeys(
             np.full(count, seed, dtype=np.uint64), np.arange(start, start + count, dtype=np.uint64)
         )
