@@ -45,15 +45,20 @@ MAX_DEFAULT_PROCESSES = 4
 
 # The cost bound (NAMEGEN_MAX_WORK_SECONDS, `model.engine.cancel`): seconds one row's step takes,
 # measured with one thread on the 2-core development machine. Scoring 1,000 words of 64 and of 15
-# letters (200 for the transformer): tables 0.35-0.60 us a character; the GRU in NumPy 11.8-15.5 us
-# (256k parameters); the WaveNet in float64 torch 14.6-14.8 us (77k); the transformer in float32
-# torch 21.7 us a step within its context (205k), 124 us a step past it (16 positions). Sampling
-# in passes of 512 rows costs more per row (tests/system/test_worst_case.py: 1,000 novel WaveNet
-# names with top_k 1 took 4.0 s at a 2 s estimate from scoring's figure, the transformer's 2.6 s),
-# so the torch figures are sampling's. Per parameter and position, the largest of each kind: the
-# estimate bounds the time from above.
+# letters (200 for the transformer): tables 0.35-0.60 us a character; the WaveNet in float64 torch
+# 14.6-14.8 us (77k parameters); the transformer in float32 torch 21.7 us a step within its context
+# (205k), 124 us a step past it (16 positions). Sampling in passes of 512 rows costs more per row
+# (tests/system/test_worst_case.py: 1,000 novel WaveNet names with top_k 1 took 4.0 s at a 2 s
+# estimate from scoring's figure, the transformer's 2.6 s), so the torch figures are sampling's.
+# The NumPy GRU (256k parameters; oneDNN's dense layer, the prefix table, the sampler's pool) was
+# measured against what the bound charged it: scoring 1,000 words of 64 and of 15 letters took
+# 0.18-0.20 of the charge at 6.1e-11, sampling 10,000 names 0.15, 1,000 novel names with top_k 1
+# 0.15, 1,000 names of up to 50 letters at temperature 3 0.17-0.19, 500 "-son" names by SMC
+# 0.30-0.35 (medians of 3, the default and the gender model). So 3.2e-11: the worst of these
+# times 1.5 for a busy machine, about 8 us a step. Per parameter and position, the largest of
+# each kind: the estimate bounds the time from above.
 TABLE_SECONDS_PER_CHAR = 0.6e-6
-NUMPY_SECONDS_PER_PARAMETER = 6.1e-11
+NUMPY_SECONDS_PER_PARAMETER = 3.2e-11
 TORCH64_SECONDS_PER_PARAMETER = 3.8e-10
 TORCH32_SECONDS_PER_PARAMETER = 1.4e-10
 

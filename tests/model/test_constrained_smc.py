@@ -159,3 +159,29 @@ def test_a_bounded_request_answers_the_same_whether_or_not_it_came_first():
     probs, report, names, complete = first
     assert math.isclose(sum(probs), 1.0) and report.method == "smc" and complete
     assert all(len(n) in (4, 5) and n.endswith("n") for n in names)
+
+
+def test_an_smc_round_stopped_by_the_cost_bound_keeps_the_groups_that_finished(monkeypatch):
+    """Three groups of 32 names, 1,024 particles each, run one chunk at a time: a budget that the
+    second group's steps exceed still answers the first group's names, as the unbounded request
+    draws them, and says why it has no more."""
+    from model.engine import cancel
+
+    model = LanguageModel.from_checkpoint(WEIGHTS / "names-gru-distilled.safetensors", device="cpu")
+    constraints, params = Constraints(ends_with="son"), SamplingParams()
+    charged = [0.0]
+    charge = cancel.charge
+
+    def counted(seconds: float) -> None:
+        charged[0] += seconds
+        charge(seconds)
+
+    model.sample(1, params, seed=5, constraints=constraints, method="smc")  # fits the look-ahead (uncharged)
+    monkeypatch.setattr(cancel, "charge", counted)
+    whole = model.sample(3 * GROUP, params, seed=5, constraints=constraints, method="smc")
+    assert whole.complete and whole.constraint.draws == 3 * 1024
+    with cancel.bounded(seconds=0.5 * charged[0]):  # the second group's steps pass it
+        part = model.sample(3 * GROUP, params, seed=5, constraints=constraints, method="smc")
+    assert not part.complete and "within the budget" in part.reason
+    assert part.constraint.method == "smc" and part.constraint.draws == 1024  # one group ran
+    assert [s.name for s in part.names] == [s.name for s in whole.names[:GROUP]]

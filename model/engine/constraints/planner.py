@@ -193,11 +193,13 @@ class ConstrainedSampler:
                         self.source, self.alphabet, language, shaping, twist, groups, k * picks, picks,
                         round_seed,
                     )  # fmt: skip
-                    drawn += groups * k * picks
+                    drawn += len(result.estimates) * k * picks  # the groups that ran
                     particles = k * picks
                     names.extend(result.picked[:need])
                     estimates.append(result.estimates)
                     ess.append(result.ess)
+                    if result.stopped:  # NAMEGEN_MAX_WORK_SECONDS spent within the round
+                        break
             except cancel.OverBudget:  # NAMEGEN_MAX_WORK_SECONDS spent: the names found so far
                 break
             round_ += 1

@@ -60,6 +60,7 @@ class SmcResult:
     ess: np.ndarray
     particles: int
     first: np.ndarray  # float64[V]: the groups' normalised weights summed by first id, averaged
+    stopped: bool = False  # the cost bound stopped the run: only the first len(estimates) groups ran
 
 
 def run_smc(
@@ -74,32 +75,43 @@ def run_smc(
     seed: int,
 ) -> SmcResult:
     """`groups` independent K-particle systems, `picks` names each (see the module docstring), run
-    `knobs.SMC_CHUNK_ROWS` particles at a time; group g's draws are keyed by g wherever it runs."""
+    `knobs.SMC_CHUNK_ROWS` particles at a time; group g's draws are keyed by g wherever it runs.
+    When the cost bound (`model.engine.cancel`) stops a chunk, the groups of the chunks before it
+    are the result (`stopped`); OverBudget when it stops the first."""
     per_chunk = max(1, knobs.SMC_CHUNK_ROWS // particles)
-    parts = [
-        _run_groups(
-            source,
-            alphabet,
-            language,
-            shaping,
-            twist,
-            start,
-            min(groups, start + per_chunk),
-            particles,
-            picks,
-            seed,
-        )
-        for start in range(0, groups, per_chunk)
-    ]
-    total = len(parts)
+    parts: list[SmcResult] = []
+    stopped = False
+    for start in range(0, groups, per_chunk):
+        try:
+            parts.append(
+                _run_groups(
+                    source,
+                    alphabet,
+                    language,
+                    shaping,
+                    twist,
+                    start,
+                    min(groups, start + per_chunk),
+                    particles,
+                    picks,
+                    seed,
+                )
+            )
+        except cancel.OverBudget:
+            if not parts:
+                raise
+            stopped = True
+            break
+    ran = sum(len(part.estimates) for part in parts)
     return SmcResult(
         [found for part in parts for found in part.picked],
         np.concatenate([part.estimates for part in parts]),
         np.concatenate([part.ess for part in parts]),
         particles,
-        sum(part.first * len(part.estimates) for part in parts) / max(groups, 1)
-        if total
+        sum(part.first * len(part.estimates) for part in parts) / max(ran, 1)
+        if parts
         else np.zeros(len(alphabet)),
+        stopped,
     )
 
 
