@@ -207,9 +207,9 @@ def _draw_in_pool(
     reading its last drawn id (`pending`) and the step of its next draw."""
     steps, horizon = out.ids.shape[1], draws.shape[1]
 
-    def entering(count: int) -> State:  # the states of the next `count` waiting rows
+    def entering(first: int, count: int) -> State:  # the states of waiting rows first.. first+count-1
         if opening:
-            return source.tabled(len(prefix) + opening, waiting.codes[taken : taken + count])
+            return source.tabled(len(prefix) + opening, waiting.codes[first : first + count])
         return source.keep(start, np.zeros(count, dtype=np.int64))
 
     most = len(draws) if source.rows_independent else knobs.FORWARD_CHUNK_ROWS
@@ -219,7 +219,7 @@ def _draw_in_pool(
     while taken < len(waiting.rows) or len(places):
         if not len(places):  # an empty pool: the next waiting rows start together
             count = min(most, len(waiting.rows) - taken)
-            state, places = entering(count), waiting.rows[taken : taken + count]
+            state, places = entering(taken, count), waiting.rows[taken : taken + count]
             pending, sums = (
                 waiting.last_ids[taken : taken + count],
                 waiting.sums[taken : taken + count].copy(),
@@ -253,7 +253,7 @@ def _draw_in_pool(
         count = min(len(ended), len(waiting.rows) - taken) if refill else 0
         if count:  # waiting rows take the places of ended ones
             filled, ended = ended[:count], ended[count:]
-            state = source.put(state, filled, entering(count))
+            state = source.put(state, filled, entering(taken, count))
             places = places.copy()  # (a view of `waiting.rows`)
             places[filled] = waiting.rows[taken : taken + count]
             pending[filled] = waiting.last_ids[taken : taken + count]

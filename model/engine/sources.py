@@ -235,7 +235,8 @@ class ForwardSource(NextCharSource):
 
     @property
     def refillable(self) -> bool:  # type: ignore[override]
-        """Batch-invariant steps over row arrays: a row placed into any pass computes its bits."""
+        """Batch-invariant steps over row arrays: a row placed into any pass computes its bits
+        (what the pool's refill and the prefix table rest on)."""
         return self.batch_invariant and self.steps.joinable
 
     def put(self, state: State, places: np.ndarray, new: State) -> State:
@@ -253,7 +254,7 @@ class ForwardSource(NextCharSource):
             return self._table
         with self._table_lock:
             if self._table is None:
-                self._table = self._build_table() if self.batch_invariant and self.steps.joinable else []
+                self._table = self._build_table() if self.refillable else []
         return self._table
 
     def _build_table(self) -> list[State]:
@@ -428,7 +429,7 @@ class ContextTable(NextCharSource):
     def cdf(self, state: np.ndarray, shaping: Shaping, first_step: bool) -> np.ndarray:
         if shaping.plain and not first_step:
             return self.cdf_table.take(state, axis=0)
-        return shaping.cdf(self.log_probs(state), first_step)
+        return self.cdf_of(self.log_probs(state), shaping, first_step)
 
     def first_cdf_row(self, code: int, shaping: Shaping) -> list[float]:
         """The CDF row that starts names after context `code` (memoised for plain shaping: every
