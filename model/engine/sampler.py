@@ -120,13 +120,15 @@ class _Drawn(NamedTuple):
 
 
 class _Waiting(NamedTuple):
-    """Rows still going after the opening, in order: each with its prefix code before its last
-    drawn id (in the prefix table's last level used), that id, and its log-probability sum."""
+    """Rows still going after the opening: each with its state's row in the prefix table (the
+    prefix before its last drawn id; -1: the start), that id, its log-probability sum, and the
+    step of its next draw."""
 
     rows: np.ndarray
-    codes: np.ndarray
+    table_rows: np.ndarray
     last_ids: np.ndarray
     sums: np.ndarray
+    next_steps: np.ndarray
 
 
 def sample_rows_vectorised(
@@ -134,9 +136,9 @@ def sample_rows_vectorised(
 ) -> Sampled:
     """All rows advance together, one character a step, as array operations, in two phases.
 
-    The opening: while a row's prefix is shorter than the source's prefix table
-    (`NextCharSource.tabled_steps`), its next distribution is a lookup, so these draws are made for
-    every row at once with no network step. The pool: the rows still going then advance together,
+    The opening: while a row's prefix is in the source's prefix table (`NextCharSource.table_rows`),
+    its next distribution is a lookup, so these draws are made for every row at once with no
+    network step. The pool: the rows still going then advance together,
     at most `knobs.FORWARD_CHUNK_ROWS` at once (a source whose rows are independent: all), each
     step forwarding only the rows still going. A row that ends frees its place: where the source
     can put states into places (`NextCharSource.refillable`), the next waiting row takes it, so the
@@ -152,7 +154,7 @@ def sample_rows_vectorised(
         return Sampled([""] * n, out.sums.tolist(), out.truncated.tolist())
     horizon = min(steps + 1, knobs.DRAW_HORIZON)  # draws hashed up front; later ones when reached
     draws = uniforms(keys.seeds[:, None], keys.rows[:, None], np.arange(horizon, dtype=np.uint64)[None, :])
-    opening = min(source.tabled_steps(prefix), steps - 1)
+    opening = min(max(0, source.table_depth() - 1 - len(prefix)), steps - 1)  # draws looked up, at most
     waiting = _draw_opening(source, start, draws, prefix, opening, shaping, out)
     _draw_in_pool(source, start, keys, draws, prefix, opening, shaping, waiting, out)
     return Sampled(decode_rows(alphabet, out.ids, out.lengths), out.sums.tolist(), out.truncated.tolist())
@@ -167,11 +169,14 @@ def _draw_opening(
     shaping: Shaping,
     out: _Drawn,
 ) -> _Waiting:
-    """Draws 0 .. `opening` of every row, from the start's and the prefix table's distributions."""
+    """Draws 0 .. `opening` of every row, from the start's and the prefix table's distributions:
+    a row leaves for the pool once its prefix is not in the table, or after draw `opening`."""
     n = len(draws)
     rows = np.arange(n)
     codes = np.full(n, source.prefix_code(prefix) if opening else 0, dtype=np.int64)
+    at = np.full(n, source.table_rows(len(prefix), codes[:1])[0] if opening else -1)  # table rows
     sums = np.zeros(n)  # the log-probability sums of the rows still going, in `rows` order
+    leaving = [(rows[:0], at[:0], codes[:0], sums[:0], rows[:0])]  # each step's leavers, from none
     for t in range(opening + 1):
         cancel.charge(len(rows) * source.step_seconds(len(prefix) + t + 2))
         if t == 0:
@@ -179,17 +184,26 @@ def _draw_opening(
             nxt = (source.cdf(start, shaping, first_step=True) < draws[:, :1]).argmin(axis=1)
             sums += log_probs[0, nxt]
         else:
-            log_probs = source.tabled_log_probs(len(prefix) + t, codes)
-            nxt = (source.cdf_of(log_probs, shaping, first_step=False) < draws[rows, t, None]).argmin(axis=1)
+            log_probs = source.tabled_log_probs(at)
+            nxt = (source.tabled_cdf(at, shaping) < draws[rows, t, None]).argmin(axis=1)
             sums += log_probs[np.arange(len(rows)), nxt]
         out.ids[rows, t] = nxt
         going = nxt != BOUNDARY_ID
         if not going.all():
             out.lengths[rows[~going]], out.sums[rows[~going]] = t, sums[~going]
-            rows, codes, nxt, sums = rows[going], codes[going], nxt[going], sums[going]
         if t < opening:
             codes = codes * source.vocab_size + nxt
-    return _Waiting(rows, codes, nxt, sums)
+            inside = source.table_rows(len(prefix) + t + 1, codes)
+            stay = going & (inside >= 0)
+            leave = going & ~stay
+        else:
+            stay, leave = np.zeros_like(going), going
+        if leave.any():
+            steps_next = np.full(int(leave.sum()), t + 1)
+            leaving.append((rows[leave], at[leave], nxt[leave], sums[leave], steps_next))
+        if t < opening:
+            rows, codes, at, sums = rows[stay], codes[stay], inside[stay], sums[stay]
+    return _Waiting(*(np.concatenate(column) for column in zip(*leaving, strict=True)))
 
 
 def _draw_in_pool(
@@ -208,8 +222,8 @@ def _draw_in_pool(
     steps, horizon = out.ids.shape[1], draws.shape[1]
 
     def entering(first: int, count: int) -> State:  # the states of waiting rows first.. first+count-1
-        if opening:
-            return source.tabled(len(prefix) + opening, waiting.codes[first : first + count])
+        if opening:  # every waiting row's prefix is in the table
+            return source.tabled_state(waiting.table_rows[first : first + count])
         return source.keep(start, np.zeros(count, dtype=np.int64))
 
     most = len(draws) if source.rows_independent else knobs.FORWARD_CHUNK_ROWS
@@ -224,8 +238,8 @@ def _draw_in_pool(
                 waiting.last_ids[taken : taken + count],
                 waiting.sums[taken : taken + count].copy(),
             )
-            next_step = np.full(count, opening + 1, dtype=np.int64)
-            last = opening + 1  # next_step.max(), kept as a Python int
+            next_step = waiting.next_steps[taken : taken + count].copy()
+            last = int(next_step.max())  # kept as a Python int
             taken += count
         cancel.charge(len(places) * source.step_seconds(len(prefix) + last + 1))
         state = source.advance(state, pending)
@@ -257,7 +271,8 @@ def _draw_in_pool(
             places = places.copy()  # (a view of `waiting.rows`)
             places[filled] = waiting.rows[taken : taken + count]
             pending[filled] = waiting.last_ids[taken : taken + count]
-            sums[filled], next_step[filled] = waiting.sums[taken : taken + count], opening + 1
+            sums[filled] = waiting.sums[taken : taken + count]
+            next_step[filled] = waiting.next_steps[taken : taken + count]
             going[filled] = True
             taken += count
         if len(ended):  # forward only the others

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from model.engine import cancel, knobs
+from model.engine.prefix_table import PrefixTable, build_prefix_table, plain_cdf
 from model.engine.shaping import Shaping
 from model.families import CharModel
 from model.vocab import BOUNDARY_ID
@@ -66,12 +67,34 @@ class NextCharSource:
         """Prefix lengths 0 to this - 1 have every prefix's state in a table (`tabled`); 0: none."""
         return 0
 
-    def tabled(self, length: int, codes: np.ndarray) -> State:
-        """The states after '.' + the `length` ids each code stands for (`prefix_code`)."""
+    def table_depth(self) -> int:
+        """Prefix lengths 0 to this - 1 have states in the table: `table_levels` whole, the last
+        one possibly only its likeliest prefixes (`model.engine.prefix_table`)."""
+        return self.table_levels()
+
+    def table_rows(self, length: int, codes: np.ndarray) -> np.ndarray:
+        """The table's rows of the prefixes of `length` ids with these codes (`prefix_code`); -1
+        for a prefix not in it."""
         raise NotImplementedError
 
+    def tabled_state(self, rows: np.ndarray) -> State:
+        """The states in these rows of the table."""
+        raise NotImplementedError
+
+    def tabled_log_probs(self, rows: np.ndarray) -> np.ndarray:
+        """`log_probs(tabled_state(rows))` without gathering the rest of the states."""
+        return self.log_probs(self.tabled_state(rows))
+
+    def tabled_cdf(self, rows: np.ndarray, shaping: Shaping) -> np.ndarray:
+        """`cdf(tabled_state(rows), shaping, first_step=False)`, the same bits."""
+        return self.cdf_of(self.tabled_log_probs(rows), shaping, first_step=False)
+
+    def tabled(self, length: int, codes: np.ndarray) -> State:
+        """The states after '.' + the `length` ids each code stands for (length < `table_levels`)."""
+        return self.tabled_state(self.table_rows(length, codes))
+
     def tabled_steps(self, prefix: list[int]) -> int:
-        """How many ids drawn after `prefix` lead to states in the table (0: none)."""
+        """How many ids drawn after `prefix` lead to states in the table's whole levels (0: none)."""
         return max(0, self.table_levels() - 1 - len(prefix))
 
     def prefix_code(self, ids: list[int] | np.ndarray) -> int:
@@ -92,10 +115,6 @@ class NextCharSource:
     def cdf_of(self, log_probs: np.ndarray, shaping: Shaping, first_step: bool) -> np.ndarray:
         """The shaped CDF of rows of log-probabilities this source gave."""
         return shaping.cdf(log_probs, first_step)
-
-    def tabled_log_probs(self, length: int, codes: np.ndarray) -> np.ndarray:
-        """`log_probs(tabled(length, codes))` without gathering the rest of the states."""
-        return self.log_probs(self.tabled(length, codes))
 
     # True when `put` can place rows' states into places of another state (the sampler's pool).
     refillable: bool = False
@@ -203,7 +222,7 @@ class ForwardSource(NextCharSource):
         # Set once a self-test found the steps batch-invariant (`LanguageModel.pad_to`): then a
         # state computed in any batch is the state computed alone, and the prefix table may serve it.
         self.batch_invariant = False
-        self._table: list[State] | None = None  # `_prefix_table`, built on first use
+        self._table: PrefixTable | tuple | None = None  # `_prefix_table`: () when it has none
         self._table_lock = threading.Lock()
         self._table_used = True  # `use_prefix_table`
 
@@ -220,18 +239,31 @@ class ForwardSource(NextCharSource):
         self._table = None
 
     def table_levels(self) -> int:
-        return len(self._prefix_table()) if self._table_used else 0
+        table = self._prefix_table() if self._table_used else None
+        return table.full_levels if table else 0
+
+    def table_depth(self) -> int:
+        table = self._prefix_table() if self._table_used else None
+        return len(table.rows_of) if table else 0
 
     def use_prefix_table(self, on: bool) -> None:
         """Serve from the prefix table (built on first use, kept when off) or compute every step:
         the same bits."""
         self._table_used = on
 
-    def tabled(self, length: int, codes: np.ndarray) -> State:
-        return self.keep(self._prefix_table()[length], codes)
+    def table_rows(self, length: int, codes: np.ndarray) -> np.ndarray:
+        return self._prefix_table().rows(length, codes)  # type: ignore[union-attr]
 
-    def tabled_log_probs(self, length: int, codes: np.ndarray) -> np.ndarray:
-        return self._prefix_table()[length][1][codes]
+    def tabled_state(self, rows: np.ndarray) -> State:
+        return self.keep(self._prefix_table().state, rows)  # type: ignore[union-attr]
+
+    def tabled_log_probs(self, rows: np.ndarray) -> np.ndarray:
+        return self._prefix_table().log_probs[rows]  # type: ignore[union-attr]
+
+    def tabled_cdf(self, rows: np.ndarray, shaping: Shaping) -> np.ndarray:
+        if shaping.plain:  # computed with the table
+            return self._prefix_table().plain_cdfs[rows]  # type: ignore[union-attr]
+        return super().tabled_cdf(rows, shaping)
 
     @property
     def refillable(self) -> bool:  # type: ignore[override]
@@ -243,37 +275,19 @@ class ForwardSource(NextCharSource):
         state[1][places] = new[1][: len(places)]
         return self.steps.put(state[0], places, new[0]), state[1]
 
-    def _prefix_table(self) -> list[State]:
-        """The prefix table: level k holds the state after '.' + every k ids, rows in code order
-        (`prefix_code`), for k = 0 up to `knobs.PREFIX_TABLE_LEVELS` - 1 while it fits
-        `knobs.PREFIX_TABLE_BYTES`. Every name starts in it and every word is scored through it, so
-        their first steps are a lookup. Only for batch-invariant steps that can join states:
-        a level is computed in passes of at most `knobs.FORWARD_CHUNK_ROWS` rows, so each row is
-        the bits it is in any pass, alone or batched (the start cache's argument)."""
+    def _prefix_table(self) -> PrefixTable | None:
+        """The prefix table (`model.engine.prefix_table`), built on first use; None unless the
+        steps are batch-invariant and can join states."""
         if self._table is not None:
-            return self._table
+            return self._table or None
         with self._table_lock:
             if self._table is None:
-                self._table = self._build_table() if self.refillable else []
-        return self._table
-
-    def _build_table(self) -> list[State]:
-        v, chunk = self.vocab_size, knobs.FORWARD_CHUNK_ROWS
-        levels = [self.keep(self.start([]), np.zeros(1, dtype=np.int64))]  # after '.' alone
-        row_bytes, rows = state_bytes(levels[0]), 1
-        while len(levels) < knobs.PREFIX_TABLE_LEVELS:
-            parents = v ** (len(levels) - 1)
-            rows += parents * v
-            if row_bytes * rows > knobs.PREFIX_TABLE_BYTES:
-                break
-            parent_rows = np.repeat(np.arange(parents), v)
-            ids = np.tile(np.arange(v), parents)
-            passes = [
-                self.advance(self.keep(levels[-1], parent_rows[i : i + chunk]), ids[i : i + chunk])
-                for i in range(0, len(ids), chunk)
-            ]
-            levels.append(self.join(passes))
-        return levels
+                rows = max(1, self.min_rows)  # a state of fewer rows holds this many (padding)
+                row_bytes = state_bytes(self.keep(self.start([]), np.zeros(rows, dtype=np.int64))) // rows
+                self._table = (
+                    build_prefix_table(self, row_bytes, knobs.PREFIX_TABLE_BYTES) if self.refillable else ()
+                )
+        return self._table or None
 
     def join(self, states: list[State]) -> State:
         """One state of the rows of `states`, in order."""
@@ -308,10 +322,7 @@ class ForwardSource(NextCharSource):
 
     def cdf_of(self, log_probs: np.ndarray, shaping: Shaping, first_step: bool) -> np.ndarray:
         if shaping.plain and not (first_step and shaping.forbid_end_first):
-            cdf = np.exp(log_probs)  # already normalised log-probabilities: no max to subtract
-            np.cumsum(cdf, axis=1, out=cdf)
-            cdf /= cdf[:, -1:]
-            return cdf
+            return plain_cdf(log_probs)
         return shaping.cdf(log_probs, first_step)
 
     def log_probs(self, state: State) -> np.ndarray:

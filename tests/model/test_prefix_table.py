@@ -1,5 +1,6 @@
-"""The prefix table (`knobs.PREFIX_TABLE_LEVELS`): the state after '.' + every short prefix,
-looked up instead of computed. It is an accelerator only: no bit of any answer may change."""
+"""The prefix table (`model.engine.prefix_table`): the state after '.' + every short prefix and
+the likeliest longer ones, looked up instead of computed. It is an accelerator only: no bit of any
+answer may change."""
 
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,7 @@ def answers(model: LanguageModel, rng: np.random.Generator) -> list:
 def test_answers_are_the_same_bytes_with_and_without_the_table(name):
     model = served(name)
     assert [source.table_levels() for source in model.sources] == [3] * len(model.sources)
+    assert [source.table_depth() for source in model.sources] == [4] * len(model.sources)  # partial
     with_table = answers(model, np.random.default_rng(1))
     with table_off(model):
         assert model.source.table_levels() == 0
@@ -86,20 +88,47 @@ def test_names_drawn_by_smc_are_the_same_bytes_with_and_without_the_table(prefix
         assert with_table == drawn()
 
 
+def alone(source: ForwardSource, ids: list[int]) -> tuple:
+    """The state after '.' + `ids`, one lone step each, and its log-probabilities."""
+    state = source.steps.start(1)
+    for idx in [0, *ids]:
+        state, logits = source.steps.step(state, np.array([idx]))
+    return state, log_softmax_rows(logits)
+
+
 def test_every_tabled_state_is_the_state_computed_alone():
     source = served("names-gru").source
     rng = np.random.default_rng(2)
-    for length in range(source.table_levels()):
-        for _ in range(4):
-            ids = [int(i) for i in rng.integers(1, 27, length)]
-            tabled, log_probs = source.tabled(length, np.array([source.prefix_code(ids)]))
-            steps = source.steps
-            state = steps.start(1)
-            for idx in [0, *ids]:  # '.' then the prefix, one lone step each
-                state, logits = steps.step(state, np.array([idx]))
-            assert log_probs.tobytes() == log_softmax_rows(logits).tobytes()
-            ((hidden, ahead),), ((alone_hidden, alone_ahead),) = tabled[0], state[0]
+    for length in range(source.table_depth()):
+        present = np.flatnonzero(source.table_rows(length, np.arange(27**length)) >= 0)
+        for code in rng.choice(present, 4):
+            ids = [int(code) // 27**k % 27 for k in reversed(range(length))]
+            assert source.prefix_code(ids) == code
+            tabled = source.tabled_state(source.table_rows(length, np.array([code])))
+            state, log_probs = alone(source, ids)
+            assert tabled[1].tobytes() == log_probs.tobytes()
+            ((hidden, ahead),), ((alone_hidden, alone_ahead),) = tabled[0][0], state[0]
             assert hidden.tobytes() == alone_hidden.tobytes() and ahead.tobytes() == alone_ahead.tobytes()
+
+
+def test_the_partial_level_holds_the_likeliest_prefixes():
+    """Every tabled three-letter prefix is at least as likely as every one left out, by the
+    probabilities the scoring pass gives with the table off."""
+    model = served("names-gru")
+    source = model.source
+    codes = np.arange(27**3)
+    tabled = source.table_rows(3, codes) >= 0
+    assert 0 < tabled.sum() < 26**3
+    with table_off(model):
+        two = [[a, b] for a in range(27) for b in range(27)]
+        after_two = np.array(source.prefix_log_probs(two))  # [729, 27]: log p(c | '.' a b)
+        after_one = np.array(source.prefix_log_probs([[a] for a in range(27)]))
+        first = source.prefix_log_probs([[]])[0]
+    a, b, c = codes // 729, codes // 27 % 27, codes % 27
+    log_p = first[a] + after_one[a, b] + after_two[a * 27 + b, c]
+    letters = (a > 0) & (b > 0) & (c > 0)
+    assert not tabled[~letters].any()  # no prefix with the end id
+    assert log_p[tabled].min() >= log_p[letters & ~tabled].max()
 
 
 def test_no_table_without_a_passing_self_test_nor_for_torch_steps_or_tables():
@@ -116,8 +145,10 @@ def test_the_table_is_bounded_by_bytes(monkeypatch):
     one_row = state_bytes(model.source.tabled(0, np.zeros(1, dtype=np.int64)))
     monkeypatch.setattr(knobs, "PREFIX_TABLE_BYTES", 100 * one_row)  # levels 0 and 1 (28 rows) fit
     model.pad_to(model.min_rows)  # a new padding drops the table
-    assert model.source.table_levels() == 2
-    assert sum(state_bytes(level) for level in model.source._table) <= knobs.PREFIX_TABLE_BYTES
+    assert model.source.table_levels() == 2 and model.source.table_depth() == 3
+    table = model.source._table
+    assert len(table.log_probs) == 100  # and the 72 likeliest two-letter prefixes
+    assert state_bytes(table.state) <= knobs.PREFIX_TABLE_BYTES
     assert answers(model, np.random.default_rng(3)) == before
 
 
