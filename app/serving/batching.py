@@ -13,7 +13,7 @@ runner decides whether a batch is drawn on the event loop, in a model process or
 Bounds: one pass draws at most `MAX_BATCH_NAMES` names (more requests of one setting are split
 into several passes, so a burst does not grow one pass's buffers without limit; a forward-pass
 model's batch is cut into as many passes as may start (`ModelRunner.passes_now`), each of at least
-`knobs.FORWARD_CHUNK_ROWS` names, so every core draws), and the event loop
+`knobs.SPLIT_PASS_MIN_NAMES` names, so every core draws), and the event loop
 draws at most `knobs.INLINE_MAX_NAMES` names every `INLINE_WINDOW` seconds, however many flushes
 (loop turns) that spans: a burst goes to the workers once that budget is spent, instead of holding
 the loop for one pass after another. A forward-pass model starts no pass while one of its flushes
@@ -186,7 +186,7 @@ class SampleBatcher(_Batcher):
             if not model.rows_independent:  # a forward pass: spread big batches over the workers
                 total = sum(job[0] for job in wanted)
                 lanes = self.runner.passes_now(model, self.in_flight[model.name])
-                most = min(most, max(knobs.FORWARD_CHUNK_ROWS, -(-total // lanes)))
+                most = min(most, max(knobs.SPLIT_PASS_MIN_NAMES, -(-total // lanes)))
             for jobs in passes(wanted, most):
                 if not jobs:
                     continue

@@ -78,6 +78,13 @@ PAD_MIN_ROWS = 4
 # rows at once peaked at +210 MB). Chunks of 256 rows also stay in cache (10,000 GRU names were
 # 1.4-1.7x faster than in 512-row passes, identical bytes).
 FORWARD_CHUNK_ROWS = 256
+# A forward-pass model's batch of /sample requests is cut into as many passes as may start (two per
+# model process), each of at least this many names: a pass of 400 names draws 1.47x as many names a
+# second as one of 100 and 512 1.5x, while the pool drains at the end of each (in process, one
+# thread). Served, /sample n=100 at c=16 (1,600 names pending, so 4 passes of 400 at 256): 1.05x
+# and 1.09x in two A/B runs of 6-8 alternating rounds (single rounds 0.95-1.08x); neutral at c=4
+# and c=64 in the first.
+SPLIT_PASS_MIN_NAMES = 512
 # /loss requests of at most this many words to a forward-pass model whose batching is "exact" are
 # scored together with the concurrent others (one word at c=16: one pass instead of 16).
 LOSS_BATCH_MAX_WORDS = 16

@@ -250,6 +250,35 @@ def test_a_big_forward_batch_is_spread_over_the_workers(client):
     assert results == [gru.sample(200, SamplingParams(), seed).names for seed in range(8)]
 
 
+def test_a_forward_batch_is_split_only_into_passes_of_a_useful_size(client, monkeypatch):
+    """Passes of fewer than `knobs.SPLIT_PASS_MIN_NAMES` names are not worth a core each: five
+    n=100 requests with two workers free are one pass of 500 at 512, three (200, 200, 100) at 256."""
+    gru = client.app.state.service.models["names-gru"]
+    sizes: list[int] = []
+    original = gru.sample_batch
+
+    def spy(requests, params):
+        sizes.append(sum(n for n, _ in requests))
+        return original(requests, params)
+
+    async def together():
+        batcher = SampleBatcher(ModelRunner(threads=2, max_queue=64))
+        gru.sample_batch = spy
+        try:
+            return await asyncio.gather(
+                *(batcher.sample(gru, 100, seed, SamplingParams()) for seed in range(5))
+            )
+        finally:
+            del gru.sample_batch
+
+    for floor, expected in [(512, [500]), (256, [200, 200, 100])]:
+        monkeypatch.setattr(knobs, "SPLIT_PASS_MIN_NAMES", floor)
+        sizes.clear()
+        results = asyncio.run(together())
+        assert sorted(sizes, reverse=True) == expected
+        assert results == [gru.sample(100, SamplingParams(), seed).names for seed in range(5)]
+
+
 def test_requests_arriving_while_a_forward_pass_runs_join_the_next_pass(client):
     """One worker: the first request's pass is in flight, so the seven that follow one by one wait
     and are drawn together in one pass (not seven passes queued behind it), each its lone answer."""
