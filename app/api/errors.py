@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.api.schemas import did_you_mean
 from app.serving.processes import ProcessLost
+from app.serving.rendered import as_json
 from app.serving.workers import Overloaded
 from model.engine.cancel import Cancelled, OverBudget
 from model.engine.params import Loc, ParameterError
@@ -28,7 +29,7 @@ from model.engine.params import Loc, ParameterError
 
 class JSONBytes(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(content, default=as_json)  # names from a model process: their JSON
 
 
 MAX_ERRORS = 50

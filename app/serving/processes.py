@@ -11,10 +11,11 @@ from its checkpoint and pads its steps to the minimum the server's self-test cho
 each process computes each model's golden digest of seeded answers (`model.engine.golden`): when
 one differs from the server's, the processes are stopped and the work runs on threads (logged), so
 an answer never depends on where it was computed. Work goes as a `ModelCall` and comes back
-pickled. A shared byte per job carries `gone` across (the server sets it once every client of the
-job has gone; the work stops at its next step), and the cost bound is charged in the process as on
-a thread: the same request stops at the same step. A process that dies (killed for memory) fails
-the jobs it held with `ProcessLost` (503 + Retry-After) and is started again.
+pickled, sampled names as their JSON (`app.serving.rendered`). A shared byte per job carries `gone`
+across (the server sets it once every client of the job has gone; the work stops at its next step),
+and the cost bound is charged in the process as on a thread: the same request stops at the same
+step. A process that dies (killed for memory) fails the jobs it held with `ProcessLost` (503 +
+Retry-After) and is started again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.serving.rendered import rendered
 from model.engine import knobs
 from model.engine.cancel import bounded, check
 from model.engine.golden import answers_digest
@@ -104,7 +106,7 @@ class _Flag:
 def _run(name: str, call: ModelCall, slot: int, budget: float) -> Any:
     with bounded(_Flag(slot), budget):
         check()  # a job whose clients hung up while it waited costs nothing
-        return call(_models[name])
+        return rendered(call.method, call(_models[name]))  # names as their JSON (`app.serving.rendered`)
 
 
 @dataclass
