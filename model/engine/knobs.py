@@ -95,11 +95,12 @@ LOSS_BATCH_MAX_WORDS = 16
 START_CACHE_BYTES = 8 * 1024 * 1024
 # The prefix table of a forward-pass model with batch-invariant NumPy steps (the GRU,
 # `model.engine.prefix_table`): the state after '.' + every prefix of 0, 1, 2 ids (1 + 27 + 729
-# states: 3.3 MB for the 1-layer GRU), then the likeliest three-letter prefixes in what is left
-# (1,140 of them at 8 MiB: 84 % of the names that reach three letters), so most names' first three
-# draws and every word's first three steps are lookups. Against the whole levels alone (paired
-# rounds in one process, medians of 7): a pass of 16 one-name requests 1.11x faster, 100 names
-# 1.13x, 10,000 names 1.17x; 12 and 16 MiB (93 and 97 %) added at most 5 % more.
+# states: 3.3 MB for the 1-layer GRU), then the likeliest three-letter prefixes in what is left,
+# each row with its plain CDF (1,052 prefixes at 8 MiB: 83 % of the names that reach three
+# letters), so most names' first three draws and every word's first three steps are lookups.
+# Against the whole levels alone (paired rounds in one process, medians of 7, two runs): a pass
+# of 16 one-name requests 1.11-1.12x faster, 100 names 1.13-1.14x, 10,000 names 1.17-1.21x; 12
+# and 16 MiB (93 and 97 %) added at most 5 % more, and the server's RSS grows by about 5 MB a GRU source.
 PREFIX_TABLE_BYTES = 8 * 1024 * 1024
 
 # Rounds of resampling a `novel` request gets at most (each draws about twice the names still

@@ -3,7 +3,7 @@
 Every prefix of 0, 1, 2, ... ids while a whole length fits `knobs.PREFIX_TABLE_BYTES` (the full
 levels: 1 + 27 + 729 states, 3.3 MB for a GRU-256), then, in what is left, the likeliest prefixes
 of the next length by the model's own probability of reaching them (the partial level: at 8 MiB,
-1,140 three-letter prefixes, 84 % of the names that reach three letters). A name's draws are
+1,052 three-letter prefixes, 83 % of the names that reach three letters). A name's draws are
 lookups while its prefix is in the table, and a word's steps while its prefix is in a full level.
 
 Only for batch-invariant steps that can join states: the table is computed in passes of at most

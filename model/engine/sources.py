@@ -284,6 +284,7 @@ class ForwardSource(NextCharSource):
             if self._table is None:
                 rows = max(1, self.min_rows)  # a state of fewer rows holds this many (padding)
                 row_bytes = state_bytes(self.keep(self.start([]), np.zeros(rows, dtype=np.int64))) // rows
+                row_bytes += self.vocab_size * 8  # and its plain CDF
                 self._table = (
                     build_prefix_table(self, row_bytes, knobs.PREFIX_TABLE_BYTES) if self.refillable else ()
                 )

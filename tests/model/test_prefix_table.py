@@ -143,12 +143,13 @@ def test_the_table_is_bounded_by_bytes(monkeypatch):
     model = served("names-gru")
     before = answers(model, np.random.default_rng(3))
     one_row = state_bytes(model.source.tabled(0, np.zeros(1, dtype=np.int64)))
+    one_row += 27 * 8  # its plain CDF
     monkeypatch.setattr(knobs, "PREFIX_TABLE_BYTES", 100 * one_row)  # levels 0 and 1 (28 rows) fit
     model.pad_to(model.min_rows)  # a new padding drops the table
     assert model.source.table_levels() == 2 and model.source.table_depth() == 3
     table = model.source._table
     assert len(table.log_probs) == 100  # and the 72 likeliest two-letter prefixes
-    assert state_bytes(table.state) <= knobs.PREFIX_TABLE_BYTES
+    assert state_bytes(table.state) + table.plain_cdfs.nbytes <= knobs.PREFIX_TABLE_BYTES
     assert answers(model, np.random.default_rng(3)) == before
 
 
