@@ -33,14 +33,18 @@ from bench.http_load import run_wrk
 from bench.processes import ROOT, free_port, rss_mb, start_server, tree_pss_mb
 from bench.report import MLP, TARGETS, render_markdown
 from bench.sampling import measure as measure_sampling
+from bench.sampling import names_per_second
 from bench.training import notebook_loop, project_loop
 from model.data import read_words, split_words
+from model.engine.language_model import LanguageModel
+from model.engine.params import SamplingParams
 from model.families.mlp import RECIPE, MLPConfig
 from model.training.examples import Windows
 from model.vocab import Vocab
 
 WEIGHTS = ROOT / "weights"
 REFERENCE_WORDS = ROOT.parent / "shared" / "data" / "names.txt"
+IN_PROCESS_REPEATS = 150  # n=100 draws timed in process per round of the served-against-in-process target
 
 
 def scoring_words(count: int, seed: int = 0) -> list[str]:
@@ -124,11 +128,30 @@ def measure_paired(
     return table, bare_runs
 
 
+def measure_served_over_in_process(
+    base: str, client: httpx.Client, seconds: float, rounds: int, model: LanguageModel
+) -> dict:
+    """/sample n=100 at c=16, served, against `model` (the default, self-tested as the server runs
+    it) drawing n=100 in this process on one thread, one right after the other, `rounds` times:
+    each round's ratio compares two measurements seconds apart (machine load drifts)."""
+    params = SamplingParams()
+    out = []
+    for _ in range(rounds):
+        with threadpool_limits(1):
+            here = names_per_second(lambda k, seed: model.sample(k, params, seed), 100, IN_PROCESS_REPEATS)
+        served = 100 * run_wrk(base + "/sample", {"n": 100}, 16, seconds).as_dict()["requests_per_second"]
+        wait_until_idle(client)
+        out.append({"in_process_names_per_s": here, "served_names_per_s": served, "ratio": served / here})
+    return {"rounds": out, "ratio": statistics.median(r["ratio"] for r in out)}
+
+
 def _median_run(runs: list[dict], key: str) -> dict:
     return sorted(runs, key=lambda run: run[key])[len(runs) // 2]
 
 
-def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: int) -> dict:
+def measure_http(
+    seconds: float, concurrencies: list[int], pairs: int, rounds: int, default: LanguageModel
+) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -143,6 +166,7 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
             wait_until_idle(client)
         memory = {"rss_mb_after_warmup": rss_mb(proc.pid), "tree_pss_mb_after_warmup": tree_pss_mb(proc.pid)}
         table, bare_runs = measure_paired(base, client, seconds, concurrencies, pairs)
+        served_over_in_process = measure_served_over_in_process(base, client, seconds, pairs, default)
         plain_runs = measure_plain(f"http://127.0.0.1:{plain_port}", seconds, concurrencies, pairs)
         for cells in table.values():
             for c, cell in cells.items():
@@ -160,7 +184,13 @@ def measure_http(seconds: float, concurrencies: list[int], pairs: int, rounds: i
         for server in (proc, plain):
             server.terminate()
             server.wait(timeout=30)
-    return {"endpoints": table, "bare_runs": bare_runs, "plain_runs": plain_runs, "memory": memory}
+    return {
+        "endpoints": table,
+        "bare_runs": bare_runs,
+        "plain_runs": plain_runs,
+        "served_over_in_process": served_over_in_process,
+        "memory": memory,
+    }
 
 
 def measure_plain(base: str, seconds: float, concurrencies: list[int], pairs: int) -> dict[str, list[float]]:
@@ -223,15 +253,18 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "pairs": args.pairs,
     }
-    print("HTTP ...", file=sys.stderr)
-    results["http"] = measure_http(args.seconds, args.concurrency, args.pairs, args.repeats)
-    print("sampling ...", file=sys.stderr)
     torch.set_num_threads(1)
     with threadpool_limits(1):  # as the server's workers run
         models = load_models(Settings(weights=WEIGHTS, device="cpu"))
         for model in models.values():
             model.check_batching()  # self-tested as the server does: padded, the GRUs' prefix table used
-        results["default_model"] = choose_default(models, None)
+    results["default_model"] = choose_default(models, None)
+    print("HTTP ...", file=sys.stderr)
+    results["http"] = measure_http(
+        args.seconds, args.concurrency, args.pairs, args.repeats, models[results["default_model"]]
+    )
+    print("sampling ...", file=sys.stderr)
+    with threadpool_limits(1):
         results["sampling"] = {
             name: measure_sampling(models[name], tuple(args.sizes), args.naive_cap, args.sample_budget)
             for name in dict.fromkeys([MLP, results["default_model"]])

@@ -32,6 +32,13 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
             == [mine["ratio_to_bare"] / mlp["ratio_to_bare"]]
             == [mine["versus_mlp"]]
         )
+    paired = results["http"]["served_over_in_process"]  # one round (--pairs 1), its ratio the target's
+    (round_,) = paired["rounds"]
+    ratio = round_["served_names_per_s"] / round_["in_process_names_per_s"]
+    assert round_["ratio"] == ratio == paired["ratio"]
+    assert min(round_["served_names_per_s"], round_["in_process_names_per_s"]) > 0
+    target = "default /sample n=100 at c=16: served names/s >= 1.5x in-process n=100"
+    assert results["targets"][target] == (paired["ratio"] >= 1.5)
     assert set(results["sampling"]) == {"names-mlp", results["default_model"]}
     for rows in results["sampling"].values():
         assert [row["n"] for row in rows] == [1, 100]
@@ -46,7 +53,7 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     assert set(results["targets"]) == {name for name, _ in TARGETS}
     report = (tmp_path / "RESULTS.md").read_text()
     assert "| default sample n=100 |" in report and "## Targets" in report
-    assert "### The default against the MLP" in report
+    assert "### The default against the MLP" in report and "### Served against in process" in report
 
 
 def test_export_measurement_runs(capsys, monkeypatch):
