@@ -32,10 +32,14 @@ class _Steps(Protocol):  # what a forward source lends the table to build it
 
 class PrefixTable(NamedTuple):
     state: State  # one row per tabled prefix, level by level (a source's state: gather with `keep`)
-    log_probs: np.ndarray  # float64[rows, vocab]: each row's next distribution
-    plain_cdfs: np.ndarray  # its CDF unshaped (`plain_cdf`), what most draws read
+    plain_cdfs: np.ndarray  # each row's CDF unshaped (`plain_cdf`), what most draws read
     rows_of: list[np.ndarray]  # per prefix length k: int64[vocab**k], each code's row, -1 if absent
     full_levels: int  # prefix lengths below this have every code in the table
+
+    @property
+    def log_probs(self) -> np.ndarray:
+        """float64[rows, vocab]: each row's next distribution (part of a forward source's state)."""
+        return self.state[1]  # type: ignore[index]
 
     def rows(self, length: int, codes: np.ndarray) -> np.ndarray:
         """The rows of the prefixes of `length` ids with these codes (-1: not in the table)."""
@@ -50,13 +54,13 @@ def build_prefix_table(source: _Steps, row_bytes: int, budget_bytes: int) -> Pre
     prefixes of the next length that fit what is left (none with the end id: a name has ended)."""
     v, room = source.vocab_size, budget_bytes // row_bytes
     first = source.keep(source.start([]), np.zeros(1, dtype=np.int64))  # after '.' alone
-    levels, log_probs = [first], [first[1]]  # type: ignore[index]
+    levels = [first]
     rows_of = [np.zeros(1, dtype=np.int64)]
     codes, mass = np.zeros(1, dtype=np.int64), np.zeros(1)  # the last level's codes, log P(prefix)
     full, used = 1, 1
     while used < room and full == len(levels):
         children = (codes[:, None] * v + np.arange(v)).ravel()
-        child_mass = (mass[:, None] + log_probs[-1]).ravel()
+        child_mass = (mass[:, None] + levels[-1][1]).ravel()  # type: ignore[index]
         child_mass[children % v == 0] = -np.inf  # the end id: nothing follows
         if used + len(children) <= room:
             chosen = np.arange(len(children))
@@ -68,11 +72,10 @@ def build_prefix_table(source: _Steps, row_bytes: int, budget_bytes: int) -> Pre
         index[children[chosen]] = used + np.arange(len(chosen))
         full += len(chosen) == len(children)
         levels.append(level)
-        log_probs.append(level[1])  # type: ignore[index]
         rows_of.append(index)
         codes, mass, used = children[chosen], child_mass[chosen], used + len(chosen)
     state = source.join(levels)
-    return PrefixTable(state, state[1], plain_cdf(state[1]), rows_of, full)  # type: ignore[index]
+    return PrefixTable(state, plain_cdf(state[1]), rows_of, full)  # type: ignore[index]
 
 
 def plain_cdf(log_probs: np.ndarray) -> np.ndarray:

@@ -154,7 +154,7 @@ def sample_rows_vectorised(
         return Sampled([""] * n, out.sums.tolist(), out.truncated.tolist())
     horizon = min(steps + 1, knobs.DRAW_HORIZON)  # draws hashed up front; later ones when reached
     draws = uniforms(keys.seeds[:, None], keys.rows[:, None], np.arange(horizon, dtype=np.uint64)[None, :])
-    opening = min(max(0, source.table_depth() - 1 - len(prefix)), steps - 1)  # draws looked up, at most
+    opening = min(source.tabled_steps(prefix, likeliest=True), steps - 1)  # draws looked up, at most
     waiting = _draw_opening(source, start, draws, prefix, opening, shaping, out)
     _draw_in_pool(source, start, keys, draws, prefix, opening, shaping, waiting, out)
     return Sampled(decode_rows(alphabet, out.ids, out.lengths), out.sums.tolist(), out.truncated.tolist())

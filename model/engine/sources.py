@@ -93,9 +93,12 @@ class NextCharSource:
         """The states after '.' + the `length` ids each code stands for (length < `table_levels`)."""
         return self.tabled_state(self.table_rows(length, codes))
 
-    def tabled_steps(self, prefix: list[int]) -> int:
-        """How many ids drawn after `prefix` lead to states in the table's whole levels (0: none)."""
-        return max(0, self.table_levels() - 1 - len(prefix))
+    def tabled_steps(self, prefix: list[int], *, likeliest: bool = False) -> int:
+        """How many ids drawn after `prefix` lead to states in the table's whole levels (0: none);
+        with `likeliest`, in the partial level too, where only the likeliest prefixes are (a row
+        whose prefix is not there leaves the table earlier)."""
+        levels = self.table_depth() if likeliest else self.table_levels()
+        return max(0, levels - 1 - len(prefix))
 
     def prefix_code(self, ids: list[int] | np.ndarray) -> int:
         """Ids read as a base-`vocab_size` number: a prefix's row in its level of the table."""
@@ -239,12 +242,15 @@ class ForwardSource(NextCharSource):
         self._table = None
 
     def table_levels(self) -> int:
-        table = self._prefix_table() if self._table_used else None
+        table = self._table_in_use()
         return table.full_levels if table else 0
 
     def table_depth(self) -> int:
-        table = self._prefix_table() if self._table_used else None
+        table = self._table_in_use()
         return len(table.rows_of) if table else 0
+
+    def _table_in_use(self) -> PrefixTable | None:
+        return self._prefix_table() if self._table_used else None
 
     def use_prefix_table(self, on: bool) -> None:
         """Serve from the prefix table (built on first use, kept when off) or compute every step:
