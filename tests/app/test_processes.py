@@ -188,3 +188,31 @@ def test_processes_that_cannot_start_leave_the_work_to_threads(tiny_checkpoint, 
     with caplog.at_level(logging.WARNING, logger="uvicorn.error"):
         assert ModelProcesses.start(1, {"gone": model}, slots=4) is None
     assert "model processes off" in caplog.text and "failed to start" in caplog.text
+
+
+def test_a_job_bigger_than_the_pipe_waits_without_blocking_the_loop(processes, models):
+    """While both processes compute, a job of about 500 KB goes down only as far as the pipe's buffer
+    lets it; the rest waits for room while the loop goes on, and both jobs get the right answers."""
+    model = models["names-gru-distilled"]
+    slow = ModelCall("sample_batch", ([(500, seed) for seed in range(2)], SamplingParams()))
+    words = [f"name{'a' * (seed % 9)}" for seed in range(50_000)]  # about 500 KB pickled
+    big = ModelCall("word_losses", (words,))
+
+    async def both():
+        jobs = [asyncio.ensure_future(processes.run(models["names-transformer"], slow)) for _ in range(2)]
+        await asyncio.sleep(0.1)  # both processes are busy
+        scored = asyncio.ensure_future(processes.run(model, big))
+        await asyncio.sleep(0)
+        waiting = [len(p.outgoing) for p in processes.processes]
+        ticks = 0
+        while not scored.done():  # the loop keeps turning while the job waits and runs
+            ticks += 1
+            await asyncio.sleep(0.001)
+        return await asyncio.gather(*jobs), await scored, waiting, ticks
+
+    (first, second), losses, waiting, ticks = asyncio.run(both())
+    assert max(waiting) > 0, "the job should not have fit in the pipe at once"
+    assert ticks > 10
+    assert losses == big(model)
+    assert first == second == rendered("sample_batch", slow(models["names-transformer"]))
+    assert all(not p.outgoing for p in processes.processes)
