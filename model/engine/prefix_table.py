@@ -4,7 +4,8 @@ Every prefix of 0, 1, 2, ... ids while a whole length fits `knobs.PREFIX_TABLE_B
 levels: 1 + 27 + 729 states, 3.3 MB for a GRU-256), then, in what is left, the likeliest prefixes
 of the next length by the model's own probability of reaching them (the partial level: at 8 MiB,
 1,052 three-letter prefixes, 83 % of the names that reach three letters). A name's draws are
-lookups while its prefix is in the table, and a word's steps while its prefix is in a full level.
+lookups while its prefix is in the table, and so are a word's steps (where the partial level
+holds some of a pass's prefixes, only the others are stepped).
 
 Only for batch-invariant steps that can join states: the table is computed in passes of at most
 `knobs.FORWARD_CHUNK_ROWS` rows, so each row is the bits it is in any pass, alone or batched.

@@ -375,6 +375,7 @@ class ForwardSource(NextCharSource):
         picked = np.zeros((len(words), longest + 1))
         last = np.zeros((len(words), self.vocab_size)) if finals else None
         tabled = self.table_levels()  # steps 0 .. tabled - 1 are lookups in the prefix table
+        partial = tabled if self.table_depth() > tabled else -1  # step with lookups for some rows
         codes = np.zeros(len(words), dtype=np.int64)
         state = None if tabled else self.steps.start(len(words))
         for t in range(longest + 1):
@@ -387,6 +388,9 @@ class ForwardSource(NextCharSource):
             if t < tabled:  # the state after '.' + the first t ids
                 codes = codes * self.vocab_size + rows[:, t] if t else codes
                 state, log_probs = self.tabled(t, codes)
+            elif t == partial:
+                codes = codes * self.vocab_size + rows[:, t]
+                state, log_probs = self._partly_tabled(t, state, codes, rows[:, t])
             else:
                 state, logits = self.steps.step(state, rows[:, t])
                 log_probs = log_softmax_rows(logits)
@@ -398,6 +402,22 @@ class ForwardSource(NextCharSource):
         for row, i in enumerate(order):
             out[i] = (picked[row, : lengths[row] + 1], None if last is None else last[row])
         return out
+
+    def _partly_tabled(
+        self, length: int, before: State, codes: np.ndarray, ids: np.ndarray
+    ) -> tuple[State, np.ndarray]:
+        """The steps' states and log-probabilities after reading `ids` from the steps' states
+        `before`: looked up for the new prefixes of `length` ids (`codes`) that the table's partial
+        level holds, stepped for the others (the same bits: `refillable` steps give a row's state
+        in any pass)."""
+        found = self.table_rows(length, codes)
+        missing = np.flatnonzero(found < 0)
+        state, log_probs = self.tabled_state(np.maximum(found, 0))  # row 0 stands in for the missing
+        if len(missing):
+            stepped, logits = self.steps.step(self.steps.keep(before, missing), ids[missing])
+            state = self.steps.put(state, missing, stepped)
+            log_probs[missing] = log_softmax_rows(logits)
+        return state, log_probs
 
 
 class ContextTable(NextCharSource):

@@ -53,6 +53,8 @@ def answers(model: LanguageModel, rng: np.random.Generator) -> list:
                 for batch in model.sample_batch(requests, params, condition):
                     out.append([(s.name, np.float64(s.loss).tobytes(), s.truncated) for s in batch])
     words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(k))) for k in rng.integers(1, 9, 60)]
+    # and the model's own names, whose three-letter prefixes the partial level mostly holds
+    words += [s.name for s in model.sample_batch([(60, int(rng.integers(2**40)))], SamplingParams())[0]]
     for condition in conditions:
         out.append([np.array(score.nlls).tobytes() for score in model.word_losses(words, condition)])
         prefixes = ["", "e", "em", "emm", *words[:5]]
