@@ -262,17 +262,17 @@ class Service:
         gone: threading.Event | None = None,
     ) -> list[WordScore]:
         """Each word's scores: concurrent short requests (at most `knobs.LOSS_BATCH_MAX_WORDS`
-        words) share one scoring pass (`shares_scoring`); the rest run by themselves. The caller
-        has checked the cost bound (every request fits it)."""
+        words) share one scoring pass (`shares_scoring`); the rest run by themselves, a long list
+        in parts side by side in the model processes (`ModelRunner.parts`). The caller has checked
+        the cost bound (every request fits it, so each part does)."""
         if self.shares_scoring(model) and len(words) <= knobs.LOSS_BATCH_MAX_WORDS:
             return await self.scoring_batcher.word_losses(model, words, condition, gone)
-        return await self.runner.run(
-            model,
-            ModelCall("word_losses", (words, condition)),
-            words=len(words),
-            gone=gone,
-            budget=self.settings.max_work_seconds,
-        )
+        calls = [
+            (ModelCall("word_losses", (words[start:end], condition), {"first": start}), end - start)
+            for start, end in self.runner.parts(model, len(words))
+        ]
+        answers = await self.runner.run_parts(model, calls, gone, self.settings.max_work_seconds)
+        return [score for answer in answers for score in answer]
 
     async def next_char(
         self,

@@ -15,6 +15,7 @@ HTTP layer sets it when the connection is lost) never starts, and long work stop
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -26,8 +27,10 @@ import anyio.to_thread
 
 from app.serving.cpus import available_cpus
 from app.serving.processes import ModelCall, ModelProcesses
+from model.engine import knobs
 from model.engine.cancel import bounded, check
 from model.engine.language_model import LanguageModel
+from model.engine.params import ParameterError
 
 T = TypeVar("T")
 
@@ -87,6 +90,45 @@ class ModelRunner:
             with self.admitted():
                 return await self.processes.run(model, call, gone=gone, budget=budget)
         return await self.off_loop(lambda: call(model), gone=gone, budget=budget)
+
+    def parts(self, model: LanguageModel, count: int) -> list[tuple[int, int]]:
+        """`count` words to score cut into one part per idle model process serving `model` (each
+        of whole `knobs.FORWARD_CHUNK_ROWS`-word passes, so it is scored in the passes it would be
+        in alone), as (start, end) pairs; one part where the processes do not serve `model`, are
+        busy, or the words fill one pass. The parts are scored side by side, and a word's scores do
+        not depend on the words scored with it (the model's batching is "exact" or it is scored by
+        itself). A/B of 6 rounds, 1,000 words at c=1: 1.52-1.57x the requests/s of one part. At
+        c=16, where the processes are busy, parts for every process cost 0.92x; for the idle ones
+        only (so mostly none) 0.97x."""
+        chunk = knobs.FORWARD_CHUNK_ROWS
+        chunks = -(-count // chunk)
+        if self.processes is None or not self.processes.serves(model) or chunks < 2:
+            return [(0, count)]
+        idle = sum(not self.processes.jobs(number) for number in range(self.processes.count))
+        size = -(-chunks // min(chunks, max(1, idle))) * chunk
+        return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+    async def run_parts(
+        self,
+        model: LanguageModel,
+        calls: list[tuple[ModelCall, int]],
+        gone: Any = None,
+        budget: float = math.inf,
+    ) -> list[Any]:
+        """Each (call, words it scores) side by side through `run`; their answers in order. Bad
+        words in several parts make one ParameterError naming all of them, as the whole list would
+        (it checks every word before it scores any); any other error is the first part's."""
+        answers = await asyncio.gather(
+            *(self.run(model, call, words=words, gone=gone, budget=budget) for call, words in calls),
+            return_exceptions=True,
+        )
+        errors = [answer for answer in answers if isinstance(answer, BaseException)]
+        bad = [error for error in errors if isinstance(error, ParameterError)]
+        if bad:
+            raise ParameterError.of([problem for error in bad for problem in error.problems])
+        if errors:
+            raise errors[0]
+        return answers
 
     async def off_loop(
         self,

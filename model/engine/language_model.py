@@ -310,12 +310,12 @@ class LanguageModel:
             for key in ids
         ]
 
-    def word_losses(self, words: list[str], condition: Condition = None) -> list[WordScore]:
+    def word_losses(self, words: list[str], condition: Condition = None, first: int = 0) -> list[WordScore]:
         """Score each word: every character and the end token, each predicted from all previous
         characters within the model's context. Bad words are one ParameterError naming each by its
-        index in `words`."""
+        index in `words`, counted from `first` (where `words` is part of a request's list)."""
         source = self.sources[self.condition_id(condition)]
-        ids = self.encode_words(words)
+        ids = self.encode_words(words, first)
         scores = []
         for word_ids, lps in zip(ids, source.score(ids), strict=True):
             lps = lps.tolist()
@@ -354,10 +354,11 @@ class LanguageModel:
         ((key, values),) = self.conditions.items()
         return {key: values[condition_id - 1]}
 
-    def encode_words(self, words: list[str]) -> list[list[int]]:
-        """Each word's ids, or one ParameterError naming every bad word by its index."""
+    def encode_words(self, words: list[str], first: int = 0) -> list[list[int]]:
+        """Each word's ids, or one ParameterError naming every bad word by its index (counted from
+        `first`)."""
         ids, problems = [], []
-        for i, word in enumerate(words):
+        for i, word in enumerate(words, start=first):
             try:
                 ids.append(self.encode(word, (i,)))
             except ParameterError as exc:

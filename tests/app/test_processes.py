@@ -216,3 +216,39 @@ def test_a_job_bigger_than_the_pipe_waits_without_blocking_the_loop(processes, m
     assert losses == big(model)
     assert first == second == rendered("sample_batch", slow(models["names-transformer"]))
     assert all(not p.outgoing for p in processes.processes)
+
+
+def test_a_long_word_list_is_scored_in_parts_side_by_side_with_the_same_bytes():
+    """700 words with two idle processes: parts of 512 and 188 words (whole 256-word passes), one in
+    each process, answered with the bytes of the whole list scored on a thread; bad words in both
+    parts are one 422 naming each by its index in the request."""
+    weights = WEIGHTS / "names-gru-distilled.safetensors"
+    words = [f"{'abcdefghij'[i % 10]}{'aeiou' * (1 + i % 3)}n" for i in range(700)]
+    bad = list(words)
+    bad[3], bad[650] = "x1", "y!"
+    answers, problems, parts = {}, {}, []
+    for count in (2, 0):
+        with TestClient(create_app(Settings(weights=weights, device="cpu", processes=count))) as client:
+            runner = client.app.state.service.runner
+            if count:
+                default = client.app.state.service.default
+                assert runner.parts(default, 700) == [(0, 512), (512, 700)]
+                assert runner.parts(default, 256) == [(0, 256)]  # one pass: one part
+                processes = runner.processes
+                processes.jobs = lambda number: number == 0  # process 0 busy: no part for it
+                assert runner.parts(default, 700) == [(0, 700)]
+                del processes.jobs
+
+                async def spy(model, call, run=runner.run, **kwargs):
+                    parts.append((call.kwargs.get("first"), len(call.args[0])))
+                    return await run(model, call, **kwargs)
+
+                runner.run = spy
+            answers[count] = client.post("/loss", json={"words": words}).content
+            response = client.post("/loss", json={"words": bad})
+            assert response.status_code == 422
+            problems[count] = [(item["loc"], item["msg"]) for item in response.json()["detail"]]
+    assert answers[2] == answers[0]
+    assert sorted(parts[:2]) == [(0, 512), (512, 188)]
+    assert problems[2] == problems[0]
+    assert [loc for loc, _ in problems[0]] == [["body", "words", 3], ["body", "words", 650]]
