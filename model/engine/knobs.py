@@ -35,7 +35,9 @@ INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
 # the bare endpoint): at 2 the GRU's passes went to a worker and held 8 requests on average; at 16
 # they run inline and hold 16, and one-word /loss rose from 0.49x to 0.62x of bare (/sample n=1
 # 0.47x to 0.49x). More, or any model stepped through torch (the transformer: milliseconds per
-# name), goes to a worker.
+# name), goes to a worker. With model processes on pipes (a round trip about 30 us of the loop's
+# CPU), sending these passes to a process instead was slower again on 2 cores (A/B, 6 rounds:
+# n=1 0.93x and 0.90x, one-word /loss 0.98x and 0.77x), so they stay inline.
 INLINE_MAX_NUMPY_NAMES = 16
 INLINE_MAX_NUMPY_WORDS = 16
 # Model processes (app.serving.processes) a server starts by default: one per worker thread, at
