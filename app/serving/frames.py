@@ -1,8 +1,8 @@
 """Pickled messages over a pipe, each framed by its length: the model processes' transport.
 
-A frame is an 8-byte little-endian length and then that many bytes of pickle. The model process
-reads and writes its pipes blocking (`read_frame`, `write_all`); the event loop never blocks on
-them: it reads whatever a readable pipe holds and `FrameReader` cuts it into whole messages.
+A frame is an 8-byte little-endian length and then that many bytes of pickle. `read_frame` and
+`write_all` wait for the pipe (the model process, and the server at start-up); the event loop never
+waits on one: it reads whatever a readable pipe holds and `FrameReader` cuts it into whole messages.
 """
 
 from __future__ import annotations
@@ -49,10 +49,14 @@ class FrameReader:
 
 
 def _read_exactly(fd: int, count: int) -> bytes | None:
-    """`count` bytes from blocking `fd`, or None when it ends first."""
+    """`count` bytes from `fd` (waiting for them when it is non-blocking), or None when it ends first."""
     parts, left = [], count
     while left:
-        part = os.read(fd, min(left, READ_BYTES))
+        try:
+            part = os.read(fd, min(left, READ_BYTES))
+        except BlockingIOError:
+            select.select([fd], [], [])
+            continue
         if not part:
             return None
         parts.append(part)
@@ -61,7 +65,7 @@ def _read_exactly(fd: int, count: int) -> bytes | None:
 
 
 def read_frame(fd: int) -> Any:
-    """The next message from blocking `fd`; EOFError when the other end has closed it."""
+    """The next message from `fd`, waiting for it; EOFError when the other end has closed it."""
     header = _read_exactly(fd, HEADER.size)
     body = None if header is None else _read_exactly(fd, HEADER.unpack(header)[0])
     if body is None:

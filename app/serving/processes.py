@@ -33,7 +33,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import select
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,27 +196,20 @@ class _Process:
     def send(self, job_id: int, future: asyncio.Future, message: tuple, lost: Lost) -> None:
         """`message` down the jobs pipe without blocking; `future` gets its answer."""
         self.waiting[job_id] = future
-        data = frames.frame((job_id, *message))
-        if not self.outgoing:
-            try:
-                data = data[os.write(self.jobs_fd, data) :]
-            except BlockingIOError:
-                pass
-            except OSError:  # BrokenPipeError: the process has died
-                lost(self)
-                return
-            if not data:
-                return
-            assert self.loop is not None
-            self.loop.add_writer(self.jobs_fd, self._writable, lost)
-        self.outgoing += data
+        sending = bool(self.outgoing)  # the loop already writes the rest when there is room
+        self.outgoing += frames.frame((job_id, *message))
+        if not sending:
+            self._writable(lost)
+            if self.outgoing and self.loop is not None:
+                self.loop.add_writer(self.jobs_fd, self._writable, lost)
 
     def _writable(self, lost: Lost) -> None:
+        """As much of `outgoing` as the jobs pipe takes now."""
         try:
             del self.outgoing[: os.write(self.jobs_fd, self.outgoing)]
         except BlockingIOError:
             return
-        except OSError:
+        except OSError:  # BrokenPipeError: the process has died
             lost(self)
             return
         if not self.outgoing and self.loop is not None:
@@ -245,16 +237,13 @@ class _Process:
         frames.write_all(self.jobs_fd, frames.frame((-1, function, args)))
 
     def answer_now(self) -> Any:
-        reader = frames.FrameReader()
-        while True:
-            select.select([self.answers_fd], [], [])
-            data = os.read(self.answers_fd, frames.READ_BYTES)
-            if not data:
-                raise ProcessLost()
-            for _, ok, value in reader.feed(data):
-                if not ok:
-                    raise value
-                return value
+        try:
+            _, ok, value = frames.read_frame(self.answers_fd)
+        except EOFError:
+            raise ProcessLost() from None
+        if not ok:
+            raise value
+        return value
 
     def stop(self, wait: float) -> None:
         """Close the pipes (the process ends once its job is done), waiting at most `wait` seconds
