@@ -169,8 +169,8 @@ CLASSIFY_EXAMPLE: dict[str, Any] = {
     "model": "names-gru-gender",
     "prior": {"gender": {"female": 0.5701005390885432, "male": 0.4298994610058126}},
     "results": [
-        {"word": "emma", "gender": {"female": 0.9961716345050776, "male": 0.0038283654949223156}},
-        {"word": "john", "gender": {"female": 0.0073983199686411686, "male": 0.992601680031359}},
-        {"word": "riley", "gender": {"female": 0.9475993655716526, "male": 0.05240063442834736}},
+        {"word": "emma", "gender": {"female": 0.996171631054483, "male": 0.003828368945516987}},
+        {"word": "john", "gender": {"female": 0.0073983087418206354, "male": 0.9926016912581793}},
+        {"word": "riley", "gender": {"female": 0.9475996148814992, "male": 0.052400385118500634}},
     ],
 }

@@ -5,6 +5,7 @@ it). A row's numbers must not depend on the rows it is stepped with once the sel
 where it fails on this machine's BLAS, the test shows the difference it found is real.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -100,14 +101,14 @@ def test_padding_keeps_the_rows_and_adds_copies():
 @pytest.mark.parametrize("name", sorted(path.stem for path in WEIGHTS.glob("*.safetensors")))
 def test_golden_digests_of_seeded_answers(name):
     """A replica on a recorded platform answers every seeded request with the recorded bytes; on
-    an unrecorded platform there is nothing to compare with (`python -m model.engine.golden`)."""
+    an unrecorded platform (or model) there is nothing to compare with (`python -m model.engine.golden`)."""
     key = platform_key()
-    golden = recorded()
-    if key not in golden:
-        pytest.skip(f"no golden digests recorded for this platform: {key}")
+    golden = recorded().get(key, {})
+    if name not in golden:
+        pytest.skip(f"no golden digest of {name} recorded for this platform: {key}")
     model = LanguageModel.from_checkpoint(WEIGHTS / f"{name}.safetensors", device="cpu")
     model.check_batching()
-    assert answers_digest(model) == golden[key][name]
+    assert answers_digest(model) == golden[name]
 
 
 def test_the_digest_sees_the_last_bit_of_one_weight():
@@ -116,3 +117,24 @@ def test_the_digest_sees_the_last_bit_of_one_weight():
     bias = checkpoint.state_dict["head.bias"]
     bias[3] = torch.nextafter(bias[3], torch.tensor(np.inf, dtype=bias.dtype))  # one ulp
     assert answers_digest(LanguageModel(checkpoint, torch.device("cpu"))) != before
+
+
+def test_golden_check_names_a_differing_and_an_unrecorded_model(tmp_path, monkeypatch, capsys):
+    from model.engine import golden
+
+    digests = {"names-a": "1" * 64, "names-b": "2" * 64}
+    monkeypatch.setattr(golden, "GOLDEN", tmp_path / "golden.json")
+    monkeypatch.setattr(golden, "served_digests", lambda: dict(digests))
+    assert golden.main([]) == 2  # nothing recorded for this platform
+    assert golden.main(["--record"]) == 0
+    assert golden.main([]) == 0
+    record = golden.recorded(golden.GOLDEN)
+    del record[golden.platform_key()]["names-b"]  # dropped by a change made on another platform
+    golden.GOLDEN.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert golden.main([]) == 2
+    assert "names-a: ok" in capsys.readouterr().out
+    digests["names-a"] = "3" * 64
+    assert golden.main([]) == 1
+    out = capsys.readouterr().out
+    assert "names-a: DIFFERS" in out and "names-b: not recorded" in out
