@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.engine import knobs
+from model.engine import golden, knobs
 from model.engine.golden import answers_digest, platform_key, recorded
 from model.engine.invariance import invariant, smallest_minimum
 from model.engine.language_model import LanguageModel
@@ -120,8 +120,6 @@ def test_the_digest_sees_the_last_bit_of_one_weight():
 
 
 def test_golden_check_names_a_differing_and_an_unrecorded_model(tmp_path, monkeypatch, capsys):
-    from model.engine import golden
-
     digests = {"names-a": "1" * 64, "names-b": "2" * 64}
     monkeypatch.setattr(golden, "GOLDEN", tmp_path / "golden.json")
     monkeypatch.setattr(golden, "served_digests", lambda: dict(digests))
