@@ -1,10 +1,13 @@
 """schemathesis, every check, against the app in process: each response is documented, valid data is
-accepted, invalid data refused with a 4xx in FastAPI's format, never a 5xx. Bounded (30 examples per
-operation and phase, about 10 s) to keep `make test` fast; `st run --checks all` against a live server
-is the long form. Run apart from the main session (`make test` runs it after pytest): hypothesis,
-imported in the same session, leaves the loaded model unfrozen for tests/app/test_app.py."""
+accepted, invalid data refused with a 4xx in FastAPI's format, never a 5xx. Bounded (30 examples
+per operation and phase, about 45 s on 2 cores) to keep `make test` fast; `st run --checks all`
+against a live server is the long form. Run apart from the main session (`make test` runs it
+after pytest): hypothesis, imported in the same session, leaves the loaded model unfrozen for
+tests/app/test_app.py."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -17,12 +20,23 @@ from app.settings import Settings
 from model.engine.params import ParameterError, SamplingParams
 from model.vocab import SPACES
 
-# The app with its models loaded (schemathesis calls it without a lifespan), so the document names
-# the loaded models and their alphabet; loaded at import, as schemathesis reads the schema then.
+# The app with its models loaded at import, as schemathesis reads the schema then (the document
+# names the loaded models and their alphabet), once for the whole run.
 SETTINGS = Settings(default_model="names-mlp", device="cpu", workers=2)
 APP = create_app(SETTINGS)
 APP.state.service = Service.start(SETTINGS)
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+async def without_lifespan(scope: dict, receive: Callable, send: Callable) -> None:
+    """APP for every scope but "lifespan", which it refuses as an app without one does: schemathesis
+    (4.x) runs an app's lifespan around each test item, and ours would load every model again (about
+    6 s an operation) to replace the service loaded above."""
+    if scope["type"] == "lifespan":
+        raise RuntimeError("no lifespan: the service is started at import")
+    await APP(scope, receive, send)
+
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", without_lifespan)
 
 
 def _refused_though_schema_valid(body: object) -> bool:
