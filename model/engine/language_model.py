@@ -570,15 +570,21 @@ class LanguageModel:
         if len(result) == n:
             return SampleResult(result, complete=True, constraint=report)
         what = keep.describe() if keep is not None else "names"
-        if params.temperature == 0 and report.p_constraint == 0.0:
-            reason = (
-                f"found {len(result)} {what} of {n}: the greedy name (temperature 0) does not satisfy the "
-                "constraints; a temperature above 0 finds some"
+        if report.one_name:  # greedy, or a top_k / top_p / temperature that leaves one id a step
+            only, draws, wider = (
+                ("the greedy name (temperature 0)", "temperature 0 (greedy) draws", "a temperature above 0")
+                if params.temperature == 0
+                else (
+                    "the one name this temperature, top_k and top_p leave",
+                    "this temperature, top_k and top_p draw",
+                    "a larger top_k or top_p or a higher temperature",
+                )
             )
-        elif params.temperature == 0:
+            found = f"found {len(result)} {what} of {n}"
             reason = (
-                f"found {len(result)} {what} of {n}: temperature 0 (greedy) draws one name only; a "
-                "temperature above 0 finds more"
+                f"{found}: {only} does not satisfy the constraints; {wider} finds some"
+                if report.p_constraint == 0.0
+                else f"{found}: {draws} one name only; {wider} finds more"
             )
         elif report.p_constraint == 0.0 and report.method == "exact":
             reason = (
@@ -710,4 +716,6 @@ def _combined(reports: list[ConstraintReport]) -> ConstraintReport:
     smc = [r for r in reports if r.method == "smc"]
     chosen = smc[0] if smc and first.method != "smc" else first
     draws = sum(r.draws for r in reports)
-    return ConstraintReport(chosen.method, chosen.p_constraint, draws, chosen.ess, chosen.particles)
+    return ConstraintReport(
+        chosen.method, chosen.p_constraint, draws, chosen.ess, chosen.particles, chosen.one_name
+    )

@@ -160,25 +160,43 @@ def test_an_impossible_filter_is_incomplete_with_a_reason(tiny_model):
     assert "at least 2 edits from every known name" in result.reason and "in 3 rounds" in result.reason
 
 
+ONE_NAME = {  # shapings that leave one id a step, with the reason's words for them
+    "temperature 0": (dict(temperature=0.0), "the greedy name (temperature 0)"),
+    "top_k 1": (dict(top_k=1), "the one name this temperature, top_k and top_p leave"),
+    "tiny top_p": (dict(top_p=1e-9), "the one name this temperature, top_k and top_p leave"),
+}
+
+
+@pytest.mark.parametrize("shaping", list(ONE_NAME))
 @pytest.mark.parametrize("forward", [False, True])  # the exact planner's table, and a forward pass
-def test_greedy_with_constraints_is_the_greedy_name_when_it_satisfies_them(
-    tiny_model, forward_tiny_model, forward
+def test_a_shaping_that_leaves_one_name_draws_it_once_with_constraints(
+    tiny_model, forward_tiny_model, forward, shaping
 ):
+    """The one name is the argmax walk; it satisfies the constraints (every name is it) or p_constraint
+    is exactly 0, said at once: a forward pass's SMC would spend the budget on particles that die."""
     from model.engine.constraints.spec import Constraints
 
     model = forward_tiny_model if forward else tiny_model
+    shaped, only = ONE_NAME[shaping]
     greedy = greedy_walk(model)
-    held = model.sample(
-        3, SamplingParams(temperature=0.0), seed=1, constraints=Constraints(ends_with=greedy[-2:])
-    )
+    held = model.sample(3, SamplingParams(**shaped), seed=1, constraints=Constraints(ends_with=greedy[-2:]))
     assert [s.name for s in held.names] == [greedy] * 3 and held.complete
-    assert held.constraint.draws == 1  # one path, drawn once
+    assert held.constraint.draws == 1 and held.constraint.p_constraint == 1.0  # one path, drawn once
     other = next(c for c in model.vocab.alphabet[1:] if c != greedy[-1])  # a last letter it does not have
-    missed = model.sample(
-        3, SamplingParams(temperature=0.0), seed=1, constraints=Constraints(ends_with=other)
-    )
+    missed = model.sample(3, SamplingParams(**shaped), seed=1, constraints=Constraints(ends_with=other))
     assert missed.names == [] and not missed.complete
-    assert "the greedy name (temperature 0) does not satisfy the constraints" in missed.reason
+    assert missed.constraint.draws == 1 and missed.constraint.p_constraint == 0.0
+    assert f"{only} does not satisfy the constraints" in missed.reason
+
+
+def test_a_shaping_with_two_ids_a_step_is_not_one_name(forward_tiny_model):
+    """The negative control: top_k 2 leaves many names, so the planner draws as usual."""
+    from model.engine.constraints.spec import Constraints
+
+    result = forward_tiny_model.sample(
+        5, SamplingParams(top_k=2), seed=1, constraints=Constraints(length=(2, 9))
+    )
+    assert result.constraint.draws > 1 and len({s.name for s in result.names}) > 1
 
 
 def test_constrained_names_pass_the_same_filters(tiny_model, small_word_file):

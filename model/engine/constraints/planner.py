@@ -19,7 +19,7 @@ import numpy as np
 from model.engine import cancel, knobs
 from model.engine.constraints.exact import Backward, BackwardCache, backward_pass, draw_exact
 from model.engine.constraints.language import Language
-from model.engine.constraints.rejection import rejection_round
+from model.engine.constraints.rejection import leaves_one_name, rejection_round
 from model.engine.constraints.smc import run_smc, stream
 from model.engine.constraints.twist import fit_ngrams, upper_envelope
 from model.engine.sampler import StreamKeys
@@ -38,6 +38,7 @@ class ConstraintReport:
     draws: int
     ess: float | None = None
     particles: int | None = None
+    one_name: bool = False  # the shaping leaves one name (`leaves_one_name`): drawn once, p exact
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,9 @@ class ConstrainedSampler:
         method: str | None = None,
     ) -> Drawn:
         """Up to `n` names of `language` (fewer only when `budget` draws run out)."""
-        if shaping.temperature == 0:  # greedy: one path, the same every draw, in the language or not
-            greedy = rejection_round(self.source, self.alphabet, language, shaping, 1, seed)
-            return Drawn(greedy * n, ConstraintReport("rejection", 1.0 if greedy else 0.0, 1))
+        if leaves_one_name(self.source, language, shaping):  # one path, the same every draw
+            only = rejection_round(self.source, self.alphabet, language, shaping, 1, seed)
+            return Drawn(only * n, ConstraintReport("rejection", 1.0 if only else 0.0, 1, one_name=True))
         if method in (None, "exact") and self.exact_fits(language):
             backward = self.exact(key, language, shaping)
             if backward.p_constraint == 0.0:  # top_k / top_p leave no name of the language
