@@ -237,9 +237,10 @@ def render_markdown(results: dict) -> str:
             f"{_gemm_kernels(compute)}; the limit takes the fastest. A name's work is counted over "
             "1,000 names (torch's FlopCounterMode and the dense layers' GEMMs, "
             "`bench/compute_limit.py`) with every step computed (the network's work); the limit is "
-            "the GEMM rate over it, the share the measured rate of 10,000 served names over the "
-            "limit, the median of three rounds that each measure the GEMM rate and then time the "
-            "names three times (the rounds' shares in brackets). Served, a name's first steps are "
+            f"the GEMM rate over it, the share the measured rate of {compute.get('names', 10_000):,} served "
+            "names over the limit, the median of three rounds that each measure the GEMM rate and then "
+            f"time the names {compute.get('runs', 3)} times (the rounds' shares in brackets). Served, a "
+            "name's first steps are "
             "looked up in the prefix table: the work still computed is the next column.",
             "",
             "| model | MFLOP per character drawn | computed when served | characters per name "

@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 10_000], help="sampling n values")
     p.add_argument("--sample-budget", type=float, default=2.0, help="rough seconds per sampling size")
     p.add_argument("--naive-cap", type=int, default=300, help="most names the naive loop is timed on")
-    p.add_argument("--compute-runs", type=int, default=3, help="timings of 10,000 names per compute round")
+    p.add_argument("--compute-runs", type=int, default=3, help="timings of --compute-names per compute round")
+    p.add_argument("--compute-names", type=int, default=10_000, help="names per compute timing")
     p.add_argument("--train-steps", type=int, default=2000, help="steps per training run")
     p.add_argument("--train-rounds", type=int, default=5, help="runs of each training loop")
     p.add_argument("--data", type=Path, default=REFERENCE_WORDS if REFERENCE_WORDS.is_file() else None)
@@ -275,8 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             "gemm_gflops": max(kernels.values()),
             "gemm_kernels": kernels,
             "gemm_shape": list(GEMM_SHAPE),
+            "names": args.compute_names,
+            "runs": args.compute_runs,
             "models": {
-                name: measure_compute(model, runs=args.compute_runs)
+                name: measure_compute(model, names=args.compute_names, runs=args.compute_runs)
                 for name, model in models.items()
                 if not model.rows_independent  # the forward-pass models (a table draws by lookups)
             },

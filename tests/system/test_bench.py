@@ -14,7 +14,7 @@ from bench.run import main
 def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     args = ["--seconds", "1", "--pairs", "1", "--concurrency", "1", "--repeats", "1", "--sizes", "1", "100",
             "--train-steps", "40", "--train-rounds", "2", "--sample-budget", "0.02", "--naive-cap", "3",
-            "--compute-runs", "1",
+            "--compute-runs", "1", "--compute-names", "1000",
             "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
