@@ -34,7 +34,7 @@ from model.engine.constraints.spec import Constraints
 from model.engine.filters import NameFilter
 from model.engine.invariance import smallest_minimum
 from model.engine.params import Loc, ParameterError, SamplingParams
-from model.engine.sampler import StreamKeys, sample_rows
+from model.engine.sampler import StreamKeys, leaves_one_name, sample_rows
 from model.engine.shaping import Shaping
 from model.engine.sources import ForwardSource, build_guided_source, build_source
 from model.families import build_model, count_parameters
@@ -451,7 +451,11 @@ class LanguageModel:
         `wanted`; the last item is the SampleResult saying whether all were found."""
         found = 0
         seen: set[str] = set()
-        for round_ in range(max_rounds):
+        prefix = self.vocab.encode(params.prefix)
+        steps = params.max_length - len(prefix)
+        one_name = leaves_one_name(self.sources[condition_id], prefix, steps, Shaping.of(params))
+        rounds = 1 if one_name else max_rounds  # every round would draw the same name again
+        for round_ in range(rounds):
             size, round_seed = _draw_size(n - found), _round_seed(seed, round_)
             for start in range(0, size, chunk):
                 try:
@@ -478,11 +482,14 @@ class LanguageModel:
                 if found == n:
                     yield SampleResult([], complete=True)
                     return
-        greedy = "temperature 0 (greedy) draws one name only; " if params.temperature == 0 else ""
-        reason = (
-            f"found {found} {wanted.describe()} of {n} in {max_rounds} rounds of sampling; "
-            f"{greedy}a higher temperature, a shorter prefix or a longer max_length finds more"
-        )
+        if one_name:
+            _, draws, wider = one_name_words(params)
+            reason = f"found {found} {wanted.describe()} of {n}: {draws} one name only; {wider} finds more"
+        else:
+            reason = (
+                f"found {found} {wanted.describe()} of {n} in {max_rounds} rounds of sampling; "
+                "a higher temperature, a shorter prefix or a longer max_length finds more"
+            )
         yield SampleResult([], complete=False, reason=reason)
 
     @property
@@ -570,16 +577,8 @@ class LanguageModel:
         if len(result) == n:
             return SampleResult(result, complete=True, constraint=report)
         what = keep.describe() if keep is not None else "names"
-        if report.one_name:  # greedy, or a top_k / top_p / temperature that leaves one id a step
-            only, draws, wider = (
-                ("the greedy name (temperature 0)", "temperature 0 (greedy) draws", "a temperature above 0")
-                if params.temperature == 0
-                else (
-                    "the one name this temperature, top_k and top_p leave",
-                    "this temperature, top_k and top_p draw",
-                    "a larger top_k or top_p or a higher temperature",
-                )
-            )
+        if report.one_name:
+            only, draws, wider = one_name_words(params)
             found = f"found {len(result)} {what} of {n}"
             reason = (
                 f"{found}: {only} does not satisfy the constraints; {wider} finds some"
@@ -707,6 +706,18 @@ def _round_seed(seed: int, round_: int) -> int:
         return seed
     digest = hashlib.blake2b(f"{seed}:{round_}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def one_name_words(params: SamplingParams) -> tuple[str, str, str]:
+    """How a reason names a shaping that leaves one name (`leaves_one_name`): the name, what draws
+    it, and what would find more."""
+    if params.temperature == 0:
+        return "the greedy name (temperature 0)", "temperature 0 (greedy) draws", "a temperature above 0"
+    return (
+        "the one name this temperature, top_k and top_p leave",
+        "this temperature, top_k and top_p draw",
+        "a larger top_k or top_p or a higher temperature",
+    )
 
 
 def _combined(reports: list[ConstraintReport]) -> ConstraintReport:

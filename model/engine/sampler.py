@@ -73,6 +73,26 @@ def sample_rows(
     return sample_rows_vectorised(source, alphabet, keys, prefix, steps, shaping)
 
 
+def leaves_one_name(source: NextCharSource, prefix: list[int], steps: int, shaping: Shaping) -> bool:
+    """Whether `shaping` leaves one name after `prefix` (at most `steps` ids): exactly one id of
+    positive shaped probability at every step of its one path. Temperature 0 always does; top_k = 1,
+    a top_p below the likeliest id's share or a tiny temperature usually do. Then every draw is that
+    name, and one draw says all that more would."""
+    if shaping.plain:  # the model's own distribution: every id positive
+        return False
+    state = source.start(prefix)
+    for t in range(steps + 1):
+        cancel.charge(source.step_seconds(len(prefix) + t + 2))
+        cdf = source.cdf(state, shaping, first_step=t == 0)[0]
+        positive = np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)
+        if len(positive) != 1:
+            return False
+        if positive[0] == BOUNDARY_ID:
+            break
+        state = source.advance(state, positive)
+    return True
+
+
 def sample_rows_python(
     table: ContextTable, alphabet: str, keys: StreamKeys, prefix: list[int], steps: int, shaping: Shaping
 ) -> Sampled:

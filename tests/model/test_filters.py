@@ -80,11 +80,31 @@ def test_temperature_zero_draws_the_greedy_name_every_time_on_both_paths(
             assert [s.name for s in names] == [expected] * n
 
 
-def test_greedy_with_distinct_finds_one_name_and_says_why(tiny_model):
-    result = tiny_model.sample(3, SamplingParams(temperature=0.0, distinct=True), seed=4)
-    assert [s.name for s in result.names] == [greedy_walk(tiny_model)]
+LEFT = "the one name this temperature, top_k and top_p leave"
+DRAWN = "this temperature, top_k and top_p draw"
+ONE_NAME = {  # shapings that leave one id a step, with the reason's words for the name and its draws
+    "temperature 0": (
+        dict(temperature=0.0),
+        "the greedy name (temperature 0)",
+        "temperature 0 (greedy) draws",
+    ),
+    "top_k 1": (dict(top_k=1), LEFT, DRAWN),
+    "tiny top_p": (dict(top_p=1e-9), LEFT, DRAWN),
+}
+
+
+@pytest.mark.parametrize("shaping", list(ONE_NAME))
+@pytest.mark.parametrize("forward", [False, True])
+def test_a_shaping_that_leaves_one_name_with_distinct_finds_it_once_and_says_why(
+    tiny_model, forward_tiny_model, forward, shaping
+):
+    model = forward_tiny_model if forward else tiny_model
+    shaped, _, draws = ONE_NAME[shaping]
+    result = model.sample(3, SamplingParams(distinct=True, **shaped), seed=4)
+    assert [s.name for s in result.names] == [greedy_walk(model)]
     assert result.complete is False
-    assert "found 1 distinct names of 3" in result.reason and "temperature 0 (greedy)" in result.reason
+    assert result.reason.startswith(f"found 1 distinct names of 3: {draws} one name only")
+    assert "rounds of sampling" not in result.reason  # one round: more would draw the name again
 
 
 def test_distinct_keeps_each_name_once_and_allows_real_names(tiny_model):
@@ -160,13 +180,6 @@ def test_an_impossible_filter_is_incomplete_with_a_reason(tiny_model):
     assert "at least 2 edits from every known name" in result.reason and "in 3 rounds" in result.reason
 
 
-ONE_NAME = {  # shapings that leave one id a step, with the reason's words for them
-    "temperature 0": (dict(temperature=0.0), "the greedy name (temperature 0)"),
-    "top_k 1": (dict(top_k=1), "the one name this temperature, top_k and top_p leave"),
-    "tiny top_p": (dict(top_p=1e-9), "the one name this temperature, top_k and top_p leave"),
-}
-
-
 @pytest.mark.parametrize("shaping", list(ONE_NAME))
 @pytest.mark.parametrize("forward", [False, True])  # the exact planner's table, and a forward pass
 def test_a_shaping_that_leaves_one_name_draws_it_once_with_constraints(
@@ -177,7 +190,7 @@ def test_a_shaping_that_leaves_one_name_draws_it_once_with_constraints(
     from model.engine.constraints.spec import Constraints
 
     model = forward_tiny_model if forward else tiny_model
-    shaped, only = ONE_NAME[shaping]
+    shaped, only, _ = ONE_NAME[shaping]
     greedy = greedy_walk(model)
     held = model.sample(3, SamplingParams(**shaped), seed=1, constraints=Constraints(ends_with=greedy[-2:]))
     assert [s.name for s in held.names] == [greedy] * 3 and held.complete

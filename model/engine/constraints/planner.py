@@ -19,10 +19,10 @@ import numpy as np
 from model.engine import cancel, knobs
 from model.engine.constraints.exact import Backward, BackwardCache, backward_pass, draw_exact
 from model.engine.constraints.language import Language
-from model.engine.constraints.rejection import leaves_one_name, rejection_round
+from model.engine.constraints.rejection import rejection_round
 from model.engine.constraints.smc import run_smc, stream
 from model.engine.constraints.twist import fit_ngrams, upper_envelope
-from model.engine.sampler import StreamKeys
+from model.engine.sampler import StreamKeys, leaves_one_name
 from model.engine.shaping import Shaping
 from model.engine.sources import ContextTable, NextCharSource
 
@@ -38,7 +38,7 @@ class ConstraintReport:
     draws: int
     ess: float | None = None
     particles: int | None = None
-    one_name: bool = False  # the shaping leaves one name (`leaves_one_name`): drawn once, p exact
+    one_name: bool = False  # the shaping leaves one name (`leaves_one_name`): drawn once, p 0 or 1
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class ConstrainedSampler:
         method: str | None = None,
     ) -> Drawn:
         """Up to `n` names of `language` (fewer only when `budget` draws run out)."""
-        if leaves_one_name(self.source, language, shaping):  # one path, the same every draw
+        if leaves_one_name(self.source, list(language.prefix), language.steps, shaping):
             only = rejection_round(self.source, self.alphabet, language, shaping, 1, seed)
             return Drawn(only * n, ConstraintReport("rejection", 1.0 if only else 0.0, 1, one_name=True))
         if method in (None, "exact") and self.exact_fits(language):

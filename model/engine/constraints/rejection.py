@@ -7,14 +7,10 @@ its end token drawn; longer ones (and names never ended) are rejected.
 
 from __future__ import annotations
 
-import numpy as np
-
-from model.engine import cancel
 from model.engine.constraints.language import Language
 from model.engine.sampler import StreamKeys, sample_rows
 from model.engine.shaping import Shaping
 from model.engine.sources import NextCharSource
-from model.vocab import BOUNDARY_ID
 
 
 def rejection_round(
@@ -38,23 +34,3 @@ def rejection_round(
         if accepting[state]:
             kept.append((text, lp))
     return kept
-
-
-def leaves_one_name(source: NextCharSource, language: Language, shaping: Shaping) -> bool:
-    """Whether `shaping` leaves one name after the prefix: exactly one id of positive shaped
-    probability at every step of its one path. Temperature 0 always does; top_k = 1, a top_p below
-    the likeliest id's share or a tiny temperature usually do. Then one draw is every draw, and it
-    is in the language or p_constraint is exactly 0 (no SMC round need look for more)."""
-    if shaping.plain:  # the model's own distribution: every id positive
-        return False
-    state = source.start(list(language.prefix))
-    for t in range(language.steps + 1):
-        cancel.charge(source.step_seconds(len(language.prefix) + t + 2))
-        cdf = source.cdf(state, shaping, first_step=t == 0)[0]
-        positive = np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)
-        if len(positive) != 1:
-            return False
-        if positive[0] == BOUNDARY_ID:
-            break
-        state = source.advance(state, positive)
-    return True
