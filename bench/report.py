@@ -240,8 +240,8 @@ def render_markdown(results: dict) -> str:
             f"the GEMM rate over it, the share the measured rate of {compute.get('names', 10_000):,} served "
             "names over the limit, the median of three rounds that each measure the GEMM rate and then "
             f"time the names {compute.get('runs', 3)} times (the rounds' shares in brackets). Served, a "
-            "name's first steps are "
-            "looked up in the prefix table: the work still computed is the next column.",
+            "name's first steps are looked up in the prefix table: the work still computed is the "
+            "next column.",
             "",
             "| model | MFLOP per character drawn | computed when served | characters per name "
             "| limit names/s | names/s | share |",

@@ -570,7 +570,7 @@ class LanguageModel:
                 if ok and len(found) < n and not (keep.distinct and sample.name in seen):
                     found.append(sample)
                     seen.add(sample.name)
-            if len(found) == n or left <= 0:
+            if len(found) == n or left <= 0 or drawn.report.one_name:  # (a round more: the same name)
                 break
         result = found if keep is not None else kept
         report = _combined(reports)

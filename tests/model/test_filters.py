@@ -195,6 +195,9 @@ def test_a_shaping_that_leaves_one_name_draws_it_once_with_constraints(
     held = model.sample(3, SamplingParams(**shaped), seed=1, constraints=Constraints(ends_with=greedy[-2:]))
     assert [s.name for s in held.names] == [greedy] * 3 and held.complete
     assert held.constraint.draws == 1 and held.constraint.p_constraint == 1.0  # one path, drawn once
+    ends = Constraints(ends_with=greedy[-2:])
+    once = model.sample(3, SamplingParams(distinct=True, **shaped), seed=1, constraints=ends)
+    assert [s.name for s in once.names] == [greedy] and once.constraint.draws == 1  # one round
     other = next(c for c in model.vocab.alphabet[1:] if c != greedy[-1])  # a last letter it does not have
     missed = model.sample(3, SamplingParams(**shaped), seed=1, constraints=Constraints(ends_with=other))
     assert missed.names == [] and not missed.complete
