@@ -75,9 +75,10 @@ def sample_rows(
 
 def leaves_one_name(source: NextCharSource, prefix: list[int], steps: int, shaping: Shaping) -> bool:
     """Whether `shaping` leaves one name after `prefix` (at most `steps` ids): exactly one id of
-    positive shaped probability at every step of its one path. Temperature 0 always does; top_k = 1,
-    a top_p below the likeliest id's share or a tiny temperature usually do. Then every draw is that
-    name, and one draw says all that more would."""
+    positive shaped probability at every step of its one path. Temperature 0 always does; top_k = 1
+    and a top_p below the likeliest id's share usually do; a small temperature only where every
+    other id underflows to 0 (0.01 does not, on the committed models). Then every draw is that name,
+    and one draw says all that more would."""
     if shaping.plain:  # the model's own distribution: every id positive
         return False
     state = source.start(prefix)
