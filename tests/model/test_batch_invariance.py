@@ -103,12 +103,12 @@ def test_golden_digests_of_seeded_answers(name):
     """A replica on a recorded platform answers every seeded request with the recorded bytes; on
     an unrecorded platform (or model) there is nothing to compare with (`python -m model.engine.golden`)."""
     key = platform_key()
-    golden = recorded().get(key, {})
-    if name not in golden:
+    digests = recorded().get(key, {})
+    if name not in digests:
         pytest.skip(f"no golden digest of {name} recorded for this platform: {key}")
     model = LanguageModel.from_checkpoint(WEIGHTS / f"{name}.safetensors", device="cpu")
     model.check_batching()
-    assert answers_digest(model) == golden[name]
+    assert answers_digest(model) == digests[name]
 
 
 def test_the_digest_sees_the_last_bit_of_one_weight():
