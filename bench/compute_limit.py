@@ -11,14 +11,19 @@ computed; with it on, a name's first steps are lookups (`ForwardSource.tabled`),
 the served path still does is reported beside it. The share is the measured rate of 10,000
 names, as served (table on), over the limit: the median of three rounds, each timing 10,000 names
 three times right after measuring the GEMM rate.
+
+Beside the limit, what the default's dense layer costs a call at the small batches n=1 requests
+make (`small_dense_calls`): there a step's time is mostly the call's own cost and streaming a
+weight larger than one core's L2 cache, not arithmetic, so the GEMM rate says little about it.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -32,6 +37,10 @@ from model.engine.sources import ForwardSource
 from model.families.dense import Dense
 
 GEMM_SHAPE = (256, 256, 768)  # rows x hidden @ hidden x 3 hidden: a GRU step of one 256-row chunk
+# Rows of the small dense calls timed: a lone name's step, and a pass of 16 one-name requests'.
+SMALL_ROWS = (1, 16)
+PASSES_COUNTED = 200  # passes of 16 one-name requests whose dense calls are counted
+TINY_LAYER = (27, 16)  # out x in: a layer with almost no arithmetic, so its call costs the call alone
 
 
 def gemm_gflops(repeats: int = 50) -> dict[str, float]:
@@ -48,15 +57,28 @@ def gemm_gflops(repeats: int = 50) -> dict[str, float]:
 @contextmanager
 def counting_dense_flops() -> Iterator[list[int]]:
     """Counts the dense layers' GEMM FLOPs into the yielded one-item list while open."""
-    flops = [0]
+    with _counting_dense(lambda self, x: 2 * x.shape[0] * self.weight.shape[1] * self.out_features) as flops:
+        yield flops
+
+
+@contextmanager
+def counting_dense_calls() -> Iterator[list[int]]:
+    """Counts the dense layers' calls into the yielded one-item list while open."""
+    with _counting_dense(lambda self, x: 1) as calls:
+        yield calls
+
+
+@contextmanager
+def _counting_dense(amount: Callable[[Dense, np.ndarray], int]) -> Iterator[list[int]]:
+    total = [0]
     call = Dense.__call__
 
     def counted(self: Dense, x: np.ndarray) -> np.ndarray:
-        flops[0] += 2 * x.shape[0] * self.weight.shape[1] * self.out_features
+        total[0] += amount(self, x)
         return call(self, x)
 
     with mock.patch.object(Dense, "__call__", counted):
-        yield flops
+        yield total
 
 
 def flops_per_char(model: LanguageModel, prefix_table: bool) -> tuple[float, float]:
@@ -104,4 +126,48 @@ def measure(model: LanguageModel, names: int = 10_000, rounds: int = 3, runs: in
         "names_per_s": statistics.median(rates),
         "share_of_limit": statistics.median(shares),
         "round_shares": shares,
+    }
+
+
+def l2_cache_kib() -> int | None:
+    """One core's L2 cache in KiB (Linux sysfs), or None where the system does not say."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip()
+                return int(size[:-1]) * (1024 if size.endswith("M") else 1)
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def small_dense_calls(model: LanguageModel, repeats: int = 300) -> dict | None:
+    """What one call of `model`'s dense layer (the one GEMM of a NumPy GRU step) costs at the small
+    batches n=1 requests make (`SMALL_ROWS`), against a `TINY_LAYER` call (the call's own cost), in
+    microseconds (medians of `repeats`), with the weight's size and one core's L2 cache: where the
+    weight does not fit, every step streams it again. None for a model without NumPy steps."""
+    source = model.sources[0]
+    layers = getattr(getattr(getattr(source, "steps", None), "inner", None), "dense", None)
+    if not layers:
+        return None
+    dense = layers[0]
+    rng = np.random.default_rng(0)
+    tiny_weight = torch.from_numpy(rng.standard_normal(TINY_LAYER, dtype=np.float32))
+    tiny = Dense(tiny_weight, torch.zeros(TINY_LAYER[0]))
+    tiny_x = rng.standard_normal((1, TINY_LAYER[1]), dtype=np.float32)
+    costs = {}
+    for rows in SMALL_ROWS:
+        x = rng.standard_normal((rows, dense.weight.shape[1]), dtype=np.float32)
+        costs[str(rows)] = median_seconds(lambda x=x: dense(x), repeats) * 1e6
+    with counting_dense_calls() as calls:  # passes of 16 one-name requests, seeds 0-3,199
+        for first in range(0, PASSES_COUNTED * 16, 16):
+            model.sample_batch([(1, seed) for seed in range(first, first + 16)], SamplingParams())
+    return {
+        "calls_per_pass_of_16": calls[0] / PASSES_COUNTED,
+        "weight": list(dense.weight.shape),
+        "weight_kib": dense.weight.nelement() * dense.weight.element_size() / 1024,
+        "l2_kib": l2_cache_kib(),
+        "us_per_call": costs,
+        "tiny_layer": list(TINY_LAYER),
+        "tiny_us_per_call": median_seconds(lambda: tiny(tiny_x), repeats) * 1e6,
     }

@@ -87,6 +87,27 @@ def _gemm_kernels(compute: dict) -> str:
     return ", ".join(f"{name} {gflops:.0f} GFLOP/s" for name, gflops in kernels.items())
 
 
+def _small_dense_lines(calls: dict | None) -> list[str]:
+    """What the default's dense layer costs a call at the batches n=1 requests make (a run from before
+    it was measured, or a default without NumPy steps, says nothing)."""
+    if not calls:
+        return []
+    costs = calls["us_per_call"].items()
+    rows = ", ".join(f"{rows} row{'s' * (rows != '1')} {us:.0f} us" for rows, us in costs)
+    l2 = f"{calls['l2_kib']:,} KiB" if calls["l2_kib"] else "not reported"
+    out, inp = calls["weight"]
+    tiny_out, tiny_in = calls["tiny_layer"]
+    return [
+        "",
+        f"The default's dense layer, the one GEMM of its step ({out} x {inp}, {calls['weight_kib']:,.0f} KiB "
+        f"of weight; one core's L2 cache here: {l2}), a call at the batches n=1 requests make: {rows}; "
+        f"a {tiny_out} x {tiny_in} layer (almost no arithmetic: the call's own cost) "
+        f"{calls['tiny_us_per_call']:.0f} us (medians of 300 calls, one thread). A pass of 16 one-name "
+        f"requests makes {calls['calls_per_pass_of_16']:.1f} such calls on average (200 seeded passes): "
+        "one per step its longest name needs past the prefix table.",
+    ]
+
+
 def _versus_mlp_lines(http: dict, concurrencies: list[str]) -> list[str]:
     """The default's ratio to bare over the MLP's, per request: the median of the rounds (each
     pair of runs seconds apart), the rounds in brackets."""
@@ -254,6 +275,7 @@ def render_markdown(results: dict) -> str:
                 f"{row['limit_names_per_s']:,.0f} | {row['names_per_s']:,.0f} | {row['share_of_limit']:.0%}"
                 f"{_rounds(row)} |"
             )
+        lines += _small_dense_lines(compute.get("small_dense_calls"))
     t = results["training"]
     lines += [
         "",

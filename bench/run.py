@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from app.serving.service import choose_default, load_models
 from app.settings import Settings
-from bench.compute_limit import GEMM_SHAPE, gemm_gflops
+from bench.compute_limit import GEMM_SHAPE, gemm_gflops, small_dense_calls
 from bench.compute_limit import measure as measure_compute
 from bench.http_load import run_wrk
 from bench.processes import ROOT, free_port, rss_mb, start_server, tree_pss_mb
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             "gemm_shape": list(GEMM_SHAPE),
             "names": args.compute_names,
             "runs": args.compute_runs,
+            "small_dense_calls": small_dense_calls(models[results["default_model"]]),
             "models": {
                 name: measure_compute(model, names=args.compute_names, runs=args.compute_runs)
                 for name, model in models.items()

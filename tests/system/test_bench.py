@@ -47,6 +47,10 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     for row in results["compute"]["models"].values():  # the forward-pass models
         assert len(row["round_shares"]) == 3 and row["share_of_limit"] == sorted(row["round_shares"])[1]
         assert 0 < row["computed_mflop_per_char"] <= row["mflop_per_char"]  # the GRUs' prefix table
+    calls = results["compute"]["small_dense_calls"]  # the default GRU's dense layer, its weight out x in
+    assert calls["weight_kib"] == calls["weight"][0] * calls["weight"][1] * 4 / 1024
+    assert set(calls["us_per_call"]) == {"1", "16"} and min(calls["us_per_call"].values()) > 0
+    assert 1 <= calls["calls_per_pass_of_16"] <= 64  # a step per character drawn past the table, at most
     assert results["training"]["project"]["steps_per_s"] > 0
     assert len(results["training"]["round_ratios"]) == 2
     assert len(results["http"]["memory"]["rss_mb_after_each_repeat"]) == 1
@@ -54,6 +58,7 @@ def test_benchmark_smoke_run_writes_both_reports(tmp_path: Path):
     report = (tmp_path / "RESULTS.md").read_text()
     assert "| default sample n=100 |" in report and "## Targets" in report
     assert "### The default against the MLP" in report and "### Served against in process" in report
+    assert "The default's dense layer, the one GEMM of its step" in report
 
 
 def test_export_measurement_runs(capsys, monkeypatch):
