@@ -88,6 +88,19 @@ def wait_until_idle(client: httpx.Client, limit_s: float = 120) -> None:
     raise RuntimeError(f"server still busy {limit_s} s after the load stopped")
 
 
+def after_bare(
+    base: str, client: httpx.Client, path: str, body: dict | None, concurrency: int, seconds: float
+) -> tuple[dict, dict]:
+    """A wrk run of the bare endpoint and right after it one of `path`, each left to finish its
+    backlog: the pair a ratio to bare compares (seconds apart, as the machine's load drifts)."""
+    _, bare_path, bare_body = ENDPOINTS[0]
+    runs = []
+    for url, sent in ((base + bare_path, bare_body), (base + path, body)):
+        runs.append(run_wrk(url, sent, concurrency, seconds).as_dict())
+        wait_until_idle(client)
+    return runs[0], runs[1]
+
+
 def measure_paired(
     base: str, client: httpx.Client, seconds: float, concurrencies: list[int], pairs: int
 ) -> tuple[dict[str, dict[str, dict]], dict[str, list[float]]]:
@@ -95,17 +108,13 @@ def measure_paired(
     compares two runs seconds apart (machine load drifts). A cell is the endpoint's run with the
     median ratio; the bare row is the median bare run. A default cell also holds its ratio over
     the MLP's in the same round (`versus_mlp_rounds`, run right after it) and their median."""
-    _, bare_path, bare_body = ENDPOINTS[0]
     table: dict[str, dict[str, dict]] = {name: {} for name, _, _ in ENDPOINTS}
     bare_runs: dict[str, list[float]] = {}
     for c in concurrencies:
         bares, cells = [], {name: [] for name, _, _ in ENDPOINTS[1:]}
         for _ in range(pairs):
             for name, path, body in MEASURED_ORDER[1:]:
-                bare = run_wrk(base + bare_path, bare_body, c, seconds).as_dict()
-                wait_until_idle(client)
-                cell = run_wrk(base + path, body, c, seconds).as_dict()
-                wait_until_idle(client)
+                bare, cell = after_bare(base, client, path, body, c, seconds)
                 cell["ratio_to_bare"] = cell["requests_per_second"] / bare["requests_per_second"]
                 cells[name].append(cell)
                 bares.append(bare)

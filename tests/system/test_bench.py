@@ -73,3 +73,24 @@ def test_export_measurement_runs(capsys, monkeypatch):
     assert len(lines) == 2 and lines[0].startswith("names-mlp n=3,000 text/csv: 3,001 lines")
     assert lines[1].startswith("names-mlp n=3,000 application/x-ndjson: 3,000 lines")
     assert all("server RSS" in line and "/health during it" in line for line in lines)
+
+
+def test_versus_mlp_summary_gives_median_share_at_target_and_bench_sized_medians():
+    from bench.versus_mlp import summary
+
+    text = summary([0.7, 0.9, 0.8, 0.6, 0.75, 0.85, 0.95])
+    assert text.startswith("median of 7 rounds: 0.80; rounds >= 0.8: 4 of 7;")
+    assert text.endswith("as `make bench` reports: 0.80, 0.75")  # rounds 1-3 and 4-6; the 7th alone is no run
+
+
+@pytest.mark.skipif(wrk_path() is None, reason="wrk is not installed (apt-get install wrk)")
+def test_versus_mlp_smoke_run_prints_each_round_and_the_summary(capsys):
+    from bench.versus_mlp import main as versus_mlp
+
+    assert versus_mlp(["--rounds", "2", "--seconds", "0.3", "--request", "loss 1 word"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["round 1", "round 2", "median of 2 rounds"]
+    ratios = [float(line.split()[2]) for line in lines[:2]]
+    assert all(ratio > 0 for ratio in ratios)
+    median = float(lines[2].split()[4].rstrip(";"))  # of the unrounded ratios: within rounding of ours
+    assert abs(median - (ratios[0] + ratios[1]) / 2) <= 0.01
