@@ -37,7 +37,10 @@ INLINE_MAX_WORDS = 100  # scored words, about 10 us each from a table
 # 0.47x to 0.49x). More, or any model stepped through torch (the transformer: milliseconds per
 # name), goes to a worker. With model processes on pipes (a round trip about 30 us of the loop's
 # CPU), sending these passes to a process instead was slower again on 2 cores (A/B, 6 rounds:
-# n=1 0.93x and 0.90x, one-word /loss 0.98x and 0.77x), so they stay inline.
+# n=1 0.93x and 0.90x, one-word /loss 0.98x and 0.77x), so they stay inline. Pipelined (one
+# process, a c=16 batch cut into two passes of 8, so the loop answers one while the process draws
+# the other): n=1 1.11x and 1.06x (4 and 6 rounds), with two processes 0.90x and 1.02x: within the
+# noise on 2 cores, so not taken (README, Speed, issue 19's eleventh round).
 INLINE_MAX_NUMPY_NAMES = 16
 INLINE_MAX_NUMPY_WORDS = 16
 # Model processes (app.serving.processes) a server starts by default: one per worker thread, at
