@@ -164,6 +164,8 @@ def small_dense_calls(model: LanguageModel, repeats: int = 300) -> dict | None:
             model.sample_batch([(1, seed) for seed in range(first, first + 16)], SamplingParams())
     return {
         "calls_per_pass_of_16": calls[0] / PASSES_COUNTED,
+        "passes_counted": PASSES_COUNTED,
+        "repeats": repeats,
         "weight": list(dense.weight.shape),
         "weight_kib": dense.weight.nelement() * dense.weight.element_size() / 1024,
         "l2_kib": l2_cache_kib(),

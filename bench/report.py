@@ -89,7 +89,8 @@ def _gemm_kernels(compute: dict) -> str:
 
 def _small_dense_lines(calls: dict | None) -> list[str]:
     """What the default's dense layer costs a call at the batches n=1 requests make (a run from before
-    it was measured, or a default without NumPy steps, says nothing)."""
+    it was measured, or a default without NumPy steps, says nothing; the first runs did not record
+    their 300 timed calls and 200 counted passes)."""
     if not calls:
         return []
     costs = calls["us_per_call"].items()
@@ -102,8 +103,9 @@ def _small_dense_lines(calls: dict | None) -> list[str]:
         f"The default's dense layer, the one GEMM of its step ({out} x {inp}, {calls['weight_kib']:,.0f} KiB "
         f"of weight; one core's L2 cache here: {l2}), a call at the batches n=1 requests make: {rows}; "
         f"a {tiny_out} x {tiny_in} layer (almost no arithmetic: the call's own cost) "
-        f"{calls['tiny_us_per_call']:.0f} us (medians of 300 calls, one thread). A pass of 16 one-name "
-        f"requests makes {calls['calls_per_pass_of_16']:.1f} such calls on average (200 seeded passes): "
+        f"{calls['tiny_us_per_call']:.0f} us (medians of {calls.get('repeats', 300)} calls, one thread). "
+        f"A pass of 16 one-name requests makes {calls['calls_per_pass_of_16']:.1f} such calls on average "
+        f"({calls.get('passes_counted', 200)} seeded passes): "
         "one per step its longest name needs past the prefix table.",
     ]
 
