@@ -483,8 +483,7 @@ class LanguageModel:
                     yield SampleResult([], complete=True)
                     return
         if one_name:
-            _, draws, wider = one_name_words(params)
-            reason = f"found {found} {wanted.describe()} of {n}: {draws} one name only; {wider} finds more"
+            reason = one_name_reason(params, f"found {found} {wanted.describe()} of {n}", satisfied=True)
         else:
             reason = (
                 f"found {found} {wanted.describe()} of {n} in {max_rounds} rounds of sampling; "
@@ -578,13 +577,7 @@ class LanguageModel:
             return SampleResult(result, complete=True, constraint=report)
         what = keep.describe() if keep is not None else "names"
         if report.one_name:
-            only, draws, wider = one_name_words(params)
-            found = f"found {len(result)} {what} of {n}"
-            reason = (
-                f"{found}: {only} does not satisfy the constraints; {wider} finds some"
-                if report.p_constraint == 0.0
-                else f"{found}: {draws} one name only; {wider} finds more"
-            )
+            reason = one_name_reason(params, f"found {len(result)} {what} of {n}", report.p_constraint > 0.0)
         elif report.p_constraint == 0.0 and report.method == "exact":
             reason = (
                 f"found {len(result)} {what} of {n}: under this temperature, top_k and top_p no name "
@@ -708,16 +701,20 @@ def _round_seed(seed: int, round_: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def one_name_words(params: SamplingParams) -> tuple[str, str, str]:
-    """How a reason names a shaping that leaves one name (`leaves_one_name`): the name, what draws
-    it, and what would find more."""
+def one_name_reason(params: SamplingParams, found: str, satisfied: bool) -> str:
+    """The reason of an answer short of names under a shaping that leaves one name
+    (`leaves_one_name`), after `found` ("found 1 names of 3"): that name was drawn once, or it does
+    not satisfy the constraints (not `satisfied`); and what would find more."""
     if params.temperature == 0:
-        return "the greedy name (temperature 0)", "temperature 0 (greedy) draws", "a temperature above 0"
-    return (
-        "the one name this temperature, top_k and top_p leave",
-        "this temperature, top_k and top_p draw",
-        "a larger top_k or top_p or a higher temperature",
-    )
+        only, draws = "the greedy name (temperature 0)", "temperature 0 (greedy) draws"
+        wider = "a temperature above 0"
+    else:
+        only = "the one name this temperature, top_k and top_p leave"
+        draws = "this temperature, top_k and top_p draw"
+        wider = "a larger top_k or top_p or a higher temperature"
+    if satisfied:
+        return f"{found}: {draws} one name only; {wider} finds more"
+    return f"{found}: {only} does not satisfy the constraints; {wider} finds some"
 
 
 def _combined(reports: list[ConstraintReport]) -> ConstraintReport:
