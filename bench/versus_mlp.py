@@ -36,15 +36,16 @@ def measure(request: str, rounds: int, seconds: float, concurrency: int) -> list
     base = f"http://127.0.0.1:{port}"
     server = start_server(port, module="bench.server", limit_s=60)
     client = httpx.Client(base_url=base)
+    bodies = ({"model": MLP, **body}, body)  # the MLP's request, then the default's
     ratios = []
     try:
-        for model_body in ({"model": MLP, **body}, body):  # warm-up: both paths once under load
-            run_wrk(base + path, model_body, concurrency, 1)
+        for sent in bodies:  # warm-up: both paths once under load
+            run_wrk(base + path, sent, concurrency, 1)
             wait_until_idle(client)
         for number in range(1, rounds + 1):
             (mlp_bare, mlp), (default_bare, default) = (
                 [run[rate] for run in after_bare(base, client, path, sent, concurrency, seconds)]
-                for sent in ({"model": MLP, **body}, body)
+                for sent in bodies
             )
             ratios.append((default / default_bare) / (mlp / mlp_bare))
             print(

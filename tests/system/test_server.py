@@ -46,8 +46,8 @@ def test_seeded_samples_repeat_under_64_concurrent_requests(server_url):
 
 
 def test_health_answers_within_half_a_second_while_heavy_requests_run(server_url):
-    # The transformer's 1,000 distinct novel names: its heaviest plain request (top_k=1 would
-    # stop at once: one name only, nothing to draw).
+    # The transformer's 1,000 distinct novel names: seconds for 16 (top_k=1 would stop at once:
+    # one name only, nothing to draw).
     heavy = {"n": 1000, "novel": True, "model": "names-transformer"}
 
     async def run() -> tuple[list[int], list[float]]:
